@@ -1,0 +1,105 @@
+"""Benchmark: ETS ordered_set prefix matching stays flat as the table grows.
+
+pg2 reads a group's members with ``ets:match(pg2_table, {{member, Name,
+'$1'}, '$2'})`` and counts on the ordered_set to answer that by a range scan
+over the group's own keys ("fast matching of partially instantiated keys",
+pg2.erl). This script measures that match for a 10-member group in tables of
+1k, 10k and 100k other rows, next to a full-scan match (an unbound key) of the
+same tables. The prefix column should be flat (ratio largest/smallest near 1);
+the full-scan column grows with the table.
+
+Run from the repository root::
+
+    python benchmarks/bench_ets.py            # 1k, 10k, 100k rows
+    python benchmarks/bench_ets.py --quick    # fewer repetitions, 1k and 10k
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from repg2 import erlang, ets  # noqa: E402 - after the path set-up above
+
+GROUP_SIZE = 10
+
+
+def fill(other_rows: int) -> Any:
+    """Make a pg2-shaped ordered_set: ``other_rows`` rows of other groups plus one 10-member group.
+
+    Erlang: none (benchmark set-up)
+    """
+    tab = ets.new("bench", ["ordered_set", "protected"])
+    groups = max(1, other_rows // 10)
+    ets.insert(
+        tab,
+        [(("member", f"other{i % groups}", erlang.Pid("x@h", i, 1)), 1) for i in range(other_rows)],
+    )
+    ets.insert(tab, [(("member", "g", erlang.Pid("a@h", i, 1)), 1) for i in range(GROUP_SIZE)])
+    return tab
+
+
+def timed(fun: Callable[[], Any], repetitions: int) -> list[float]:
+    """Run ``fun`` ``repetitions`` times; return each run's time in microseconds.
+
+    Erlang: none (benchmark timing)
+    """
+    fun()  # warm up
+    samples = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        fun()
+        samples.append((time.perf_counter() - start) * 1e6)
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure prefix and full-scan matches per table size and print a table.
+
+    Erlang: none (benchmark entry point)
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, 1k and 10k rows only")
+    args = parser.parse_args(argv)
+    sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+    reps = 50 if args.quick else 300
+    full_reps = 5 if args.quick else 20
+
+    prefix_pattern = (("member", "g", "$1"), "$2")  # pg2:group_members/1
+    full_pattern = ("_", "$1")  # an unbound key: every row is examined
+
+    rows = []
+    for size in sizes:
+        tab = fill(size)
+        found = ets.match(tab, prefix_pattern)
+        assert len(found) == GROUP_SIZE, found
+        prefix = timed(lambda tab=tab: ets.match(tab, prefix_pattern), reps)
+        full = timed(lambda tab=tab: ets.match(tab, full_pattern), full_reps)
+        rows.append((size, prefix, full))
+        ets.delete(tab)
+
+    print(f"ETS ordered_set match, a {GROUP_SIZE}-row group among N other rows (microseconds)")
+    print(f"{'N other rows':>12} | {'prefix median':>13} {'min':>8} {'max':>8} | {'full scan median':>16} {'min':>10}")
+    print("-" * 78)
+    for size, prefix, full in rows:
+        print(
+            f"{size:>12,} | {statistics.median(prefix):>13.1f} {min(prefix):>8.1f} {max(prefix):>8.1f}"
+            f" | {statistics.median(full):>16.1f} {min(full):>10.1f}"
+        )
+    prefix_medians = [statistics.median(p) for _, p, _ in rows]
+    full_medians = [statistics.median(f) for _, _, f in rows]
+    print("-" * 78)
+    print(f"prefix ratio largest/smallest table (medians): {prefix_medians[-1] / prefix_medians[0]:.2f}  (flat is ~1)")
+    print(f"full-scan ratio largest/smallest table (medians): {full_medians[-1] / full_medians[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
