@@ -708,7 +708,6 @@ def _drop_tagged(tag: Ref) -> None:
         proc.mailbox[:] = [m for m in proc.mailbox if not _is_dropped_reply(proc, m)]
 
 
-
 def _now() -> float:
     """Return the monotonic clock, in seconds.
 
@@ -1383,4 +1382,3 @@ def processes() -> list[Pid]:
     """
     with _lock:
         return [p.pid for p in _processes.values() if not p.dead]
-

@@ -435,7 +435,9 @@ def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOU
     mref = erlang.monitor("process", dest)
     erlang.send(dest, ("$gen_call", (me, mref), request))
     msg = erlang.receive(
-        lambda m: isinstance(m, tuple) and ((len(m) == 2 and m[0] == mref) or (len(m) == 5 and m[:2] == ("DOWN", mref))),
+        lambda m: (
+            isinstance(m, tuple) and ((len(m) == 2 and m[0] == mref) or (len(m) == 5 and m[:2] == ("DOWN", mref)))
+        ),
         timeout=timeout,
     )
     if msg is TIMEOUT:
@@ -552,7 +554,9 @@ def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
     mref = erlang.monitor("process", dest)
     erlang.send(dest, ("system", (me, mref), request))
     msg = erlang.receive(
-        lambda m: isinstance(m, tuple) and ((len(m) == 2 and m[0] == mref) or (len(m) == 5 and m[:2] == ("DOWN", mref))),
+        lambda m: (
+            isinstance(m, tuple) and ((len(m) == 2 and m[0] == mref) or (len(m) == 5 and m[:2] == ("DOWN", mref)))
+        ),
         timeout=timeout,
     )
     erlang.demonitor(mref, ["flush"])
@@ -625,8 +629,10 @@ def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout
 
     pid, mref = erlang.spawn_monitor(middleman)
     msg = erlang.receive(
-        lambda m: isinstance(m, tuple)
-        and ((len(m) == 3 and m[0] == caller and m[1] == tag) or (len(m) == 5 and m[:2] == ("DOWN", mref)))
+        lambda m: (
+            isinstance(m, tuple)
+            and ((len(m) == 3 and m[0] == caller and m[1] == tag) or (len(m) == 5 and m[:2] == ("DOWN", mref)))
+        )
     )
     erlang.demonitor(mref, ["flush"])
     if msg[0] == "DOWN":

@@ -197,7 +197,10 @@ def _child_from_spec(spec: Any) -> Child:
         raise ValueError(f"invalid_restart_type: {child.restart!r}")
     if child.type not in ("worker", "supervisor"):
         raise ValueError(f"invalid_child_type: {child.type!r}")
-    if not (child.shutdown in ("brutal_kill", "infinity") or (isinstance(child.shutdown, (int, float)) and child.shutdown >= 0)):
+    if not (
+        child.shutdown in ("brutal_kill", "infinity")
+        or (isinstance(child.shutdown, (int, float)) and child.shutdown >= 0)
+    ):
         raise ValueError(f"invalid_shutdown: {child.shutdown!r}")
     return child
 

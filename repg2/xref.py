@@ -1,0 +1,294 @@
+"""The cross-reference between the Erlang originals and their Python translations.
+
+Every translated function in ``repg2`` says in its docstring which Erlang
+function it translates, in a line of exactly this form::
+
+    Erlang: pg2:join/2
+
+This module collects those lines (by reading the package's source with
+``ast``, so nothing is imported or run), and reads an Erlang source file
+well enough to list its functions as ``name/arity``. ``python -m repg2
+xref`` prints the map; ``python -m repg2 xref path/to/pg2.erl`` puts each
+function of the reader's own copy of ``pg2.erl`` beside its translation and
+names every function that has none.
+
+It has no Erlang original: it is the tool that keeps the promise "every
+function cross-references the Erlang original" checkable.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+__all__ = ["Translation", "erlang_functions", "pg2_functions", "side_by_side", "translations"]
+
+# Matches a line such as  Erlang: pg2:join/2  or  Erlang: pg2:handle_call/3 ({join, Name, Pid})
+_XREF = re.compile(
+    r"^\s*Erlang:\s+(?P<module>[a-z][A-Za-z0-9_@]*|'[^']+'):(?P<fun>[^/\s]+)/(?P<arity>\d+)(?P<note>.*)$"
+)
+_NONE = re.compile(r"^\s*Erlang:\s+none\b")
+
+
+@dataclass(frozen=True)
+class Translation:
+    """One ``Erlang:`` line: which Erlang function a Python definition translates.
+
+    Erlang: none (a record of the cross-reference itself)
+    """
+
+    erlang: str  # "pg2:join/2"
+    python: str  # "repg2.pg2.join"
+    path: str  # "repg2/pg2.py"
+    line: int  # line of the Python definition
+    note: str  # e.g. "({join, Name, Pid})" for a clause
+
+
+def package_dir() -> Path:
+    """Return the directory of the ``repg2`` package.
+
+    Erlang: none (Python packaging)
+    """
+    return Path(__file__).resolve().parent
+
+
+def translations(root: Path | None = None) -> list[Translation]:
+    """Collect every ``Erlang: module:function/arity`` line in the package.
+
+    Erlang: none (reads Python docstrings)
+    """
+    root = root or package_dir()
+    found: list[Translation] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module = "repg2." + ".".join(path.relative_to(root).with_suffix("").parts)
+        found.extend(_walk(tree, module.removesuffix(".__init__"), path.relative_to(root.parent).as_posix(), []))
+    return found
+
+
+def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Translation]:
+    """Collect the ``Erlang:`` lines of the definitions under ``node``.
+
+    Erlang: none (walks a Python syntax tree)
+    """
+    found: list[Translation] = []
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            qualname = ".".join([module, *outer, child.name])
+            for line in (ast.get_docstring(child) or "").splitlines():
+                match = _XREF.match(line)
+                if match:
+                    erl = f"{match['module']}:{match['fun']}/{match['arity']}"
+                    found.append(Translation(erl, qualname, path, child.lineno, match["note"].strip()))
+            found.extend(_walk(child, module, path, [*outer, child.name]))
+        else:
+            found.extend(_walk(child, module, path, outer))
+    return found
+
+
+def missing_xrefs(root: Path | None = None) -> list[str]:
+    """List the definitions whose docstring has no ``Erlang:`` line at all.
+
+    Erlang: none (checks the cross-reference contract)
+    """
+    root = root or package_dir()
+    missing: list[str] = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if node.name.startswith("__") and node.name.endswith("__"):
+                    continue
+                doc = ast.get_docstring(node) or ""
+                if not any(_XREF.match(line) or _NONE.match(line) for line in doc.splitlines()):
+                    missing.append(f"{path.relative_to(root.parent).as_posix()}:{node.lineno} {node.name}")
+    return missing
+
+
+def pg2_functions() -> list[str]:
+    """Return the functions of OTP 18.3's ``pg2.erl`` in file order, as ``name/arity``.
+
+    Erlang: none (the list is data: repg2/data/pg2_functions.txt)
+    """
+    text = resources.files("repg2").joinpath("data/pg2_functions.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+# -- Reading an Erlang source file -------------------------------------------------
+
+_HEAD = re.compile(r"^(?P<name>[a-z][A-Za-z0-9_@]*|'[^']+')\(")
+
+
+def erlang_functions(source: str) -> tuple[str, list[str]]:
+    """Return ``(module, ['name/arity', ...])`` for an Erlang source text, in file order.
+
+    Erlang: none (a small reader of Erlang function heads)
+
+    A function clause starts at column 0 with an atom and ``(``; the arity
+    is the number of top-level arguments up to the matching ``)``. Comments,
+    strings, character literals and nested brackets are skipped. Clauses
+    of one function count once.
+    """
+    text = _strip_comments(source)
+    module_match = re.search(r"^-module\(\s*([a-z][A-Za-z0-9_@]*|'[^']+')\s*\)", text, re.M)
+    module = module_match.group(1) if module_match else "?"
+    functions: list[str] = []
+    seen: set[str] = set()
+    for match in re.finditer(r"^(?:[a-z][A-Za-z0-9_@]*|'[^']+')\(", text, re.M):
+        name = match.group(0)[:-1]
+        arity = _arity(text, match.end())
+        if arity is None:
+            continue
+        key = f"{name}/{arity}"
+        if key not in seen:
+            seen.add(key)
+            functions.append(key)
+    return module, functions
+
+
+def _strip_comments(source: str) -> str:
+    """Blank out ``%`` comments, keeping strings and ``$%`` characters intact.
+
+    Erlang: none (part of reading Erlang text)
+    """
+    out: list[str] = []
+    for line in source.splitlines():
+        keep: list[str] = []
+        in_string = False
+        i = 0
+        while i < len(line):
+            ch = line[i]
+            if in_string:
+                keep.append(ch)
+                if ch == "\\" and i + 1 < len(line):
+                    keep.append(line[i + 1])
+                    i += 1
+                elif ch == '"':
+                    in_string = False
+            elif ch == "$" and i + 1 < len(line):
+                keep.append("$x")  # a character literal such as $% or $(
+                i += 1
+            elif ch == '"':
+                in_string = True
+                keep.append(ch)
+            elif ch == "%":
+                break
+            else:
+                keep.append(ch)
+            i += 1
+        out.append("".join(keep))
+    return "\n".join(out)
+
+
+def _arity(text: str, start: int) -> int | None:
+    """Count the top-level arguments from just after ``(`` to its ``)``.
+
+    Erlang: none (part of reading Erlang text)
+    """
+    depth = 0
+    args = 0
+    saw_token = False
+    i = start
+    in_string = False
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+            saw_token = True
+        elif ch in "([{":
+            depth += 1
+            saw_token = True
+        elif ch == "<" and text.startswith("<<", i):
+            depth += 1
+            saw_token = True
+            i += 1
+        elif ch == ">" and text.startswith(">>", i) and depth > 0:
+            depth -= 1
+            i += 1
+        elif ch in ")]}":
+            if depth == 0:
+                if ch != ")":
+                    return None
+                # A function head is followed by "->" or "when"; a call at
+                # column 0 (inside a macro, say) is not a definition.
+                rest = text[i + 1 :].lstrip()
+                if not (rest.startswith("->") or rest.startswith("when")):
+                    return None
+                return args + 1 if saw_token else 0
+            depth -= 1
+        elif ch == "," and depth == 0:
+            args += 1
+        elif not ch.isspace():
+            saw_token = True
+        i += 1
+    return None
+
+
+def side_by_side(erlang_source: str, root: Path | None = None) -> tuple[list[tuple[str, list[Translation]]], list[str]]:
+    """Pair each function of an Erlang file with its Python translations.
+
+    Erlang: none (the report behind ``python -m repg2 xref FILE``)
+
+    Returns:
+        ``(rows, missing)``: ``rows`` is ``[('pg2:join/2', [Translation...]), ...]``
+        in the Erlang file's order; ``missing`` names the functions with none.
+    """
+    module, functions = erlang_functions(erlang_source)
+    by_erlang: dict[str, list[Translation]] = {}
+    for t in translations(root):
+        by_erlang.setdefault(t.erlang, []).append(t)
+    rows = [(f"{module}:{f}", by_erlang.get(f"{module}:{f}", [])) for f in functions]
+    return rows, [name for name, found in rows if not found]
+
+
+def format_side_by_side(erlang_source: str, root: Path | None = None) -> tuple[str, int]:
+    """Render :func:`side_by_side` as a text table; also return how many are missing.
+
+    Erlang: none (output formatting)
+    """
+    rows, missing = side_by_side(erlang_source, root)
+    width = max((len(name) for name, _ in rows), default=10)
+    lines = [f"{'Erlang':<{width}}  Python"]
+    for name, found in rows:
+        if not found:
+            lines.append(f"{name:<{width}}  -- no translation --")
+            continue
+        for i, t in enumerate(found):
+            label = name if i == 0 else ""
+            note = f"  {t.note}" if t.note else ""
+            lines.append(f"{label:<{width}}  {t.python}  ({t.path}:{t.line}){note}")
+    lines.append("")
+    lines.append(f"{len(rows) - len(missing)} of {len(rows)} Erlang functions have a Python translation.")
+    if missing:
+        lines.append("Without one: " + ", ".join(missing))
+    return "\n".join(lines), len(missing)
+
+
+def format_map(root: Path | None = None) -> str:
+    """Render the whole map, grouped by Erlang module, plus pg2.erl's coverage.
+
+    Erlang: none (output formatting)
+    """
+    found = translations(root)
+    lines: list[str] = []
+    for module in sorted({t.erlang.split(":")[0] for t in found}):
+        lines.append(f"== {module} ==")
+        for t in sorted((t for t in found if t.erlang.startswith(module + ":")), key=lambda t: (t.erlang, t.line)):
+            note = f"  {t.note}" if t.note else ""
+            lines.append(f"  {t.erlang:<40} {t.python}  ({t.path}:{t.line}){note}")
+    mapped = {t.erlang for t in found}
+    pg2 = pg2_functions()
+    missing = [f for f in pg2 if f"pg2:{f}" not in mapped]
+    lines.append("")
+    lines.append(f"pg2.erl (OTP 18.3): {len(pg2) - len(missing)} of {len(pg2)} functions translated.")
+    if missing:
+        lines.append("Not translated: " + ", ".join(missing))
+    return "\n".join(lines)

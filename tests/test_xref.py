@@ -1,0 +1,79 @@
+"""The cross-reference contract: every definition names its Erlang original, and xref maps them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from repg2 import xref
+from repg2.__main__ import main
+
+MINI = Path(__file__).parent / "data" / "mini_pg2.erl"
+
+
+def test_every_definition_has_an_erlang_line() -> None:
+    """Every def and class in repg2 carries 'Erlang: module:function/arity' or 'Erlang: none (why)'."""
+    assert xref.missing_xrefs() == []
+
+
+def test_every_pg2_function_is_translated() -> None:
+    """All 30 functions of OTP 18.3's pg2.erl map to a Python translation."""
+    mapped = {t.erlang for t in xref.translations()}
+    functions = xref.pg2_functions()
+    assert len(functions) == 30 and functions[0] == "start_link/0" and functions[-1] == "do_monitor/1"
+    assert [f for f in functions if f"pg2:{f}" not in mapped] == []
+
+
+def test_pg2_translations_keep_the_erlang_file_order() -> None:
+    """repg2/pg2.py defines the translations in pg2.erl's order, so the two files read side by side."""
+    order = [t.erlang.removeprefix("pg2:") for t in xref.translations() if t.path == "repg2/pg2.py"]
+    firsts = list(dict.fromkeys(f for f in order if f in xref.pg2_functions()))
+    assert firsts == xref.pg2_functions()
+
+
+def test_reader_of_erlang_function_heads() -> None:
+    """The Erlang reader finds each function once, with its arity, past comments, strings and guards."""
+    module, functions = xref.erlang_functions(MINI.read_text())
+    assert module == "pg2"
+    assert functions[:6] == ["start_link/0", "start/0", "create/1", "delete/1", "join/2", "leave/2"]
+    assert functions.count("handle_call/3") == 1 and functions.count("group_members/1") == 1
+    assert functions[-1] == "not_in_repy2/3"
+    assert len(functions) == 31
+
+
+def test_side_by_side_names_the_untranslated() -> None:
+    """xref FILE pairs each Erlang function with its translation and names those without one."""
+    rows, missing = xref.side_by_side(MINI.read_text())
+    assert missing == ["pg2:not_in_repy2/3"]
+    by_name = dict(rows)
+    assert [t.python for t in by_name["pg2:join/2"]] == ["repg2.pg2.join"]
+    clauses = [t.note for t in by_name["pg2:handle_call/3"]]
+    assert "({join, Name, Pid})" in clauses
+
+
+def test_command_line_side_by_side(capsys) -> None:  # type: ignore[no-untyped-def]
+    """python -m repg2 xref FILE prints the table and exits 1 when a function has no translation."""
+    assert main(["xref", str(MINI)]) == 1
+    out = capsys.readouterr().out
+    assert "pg2:join/2" in out and "repg2.pg2.join" in out
+    assert "30 of 31 Erlang functions have a Python translation." in out
+    assert "Without one: pg2:not_in_repy2/3" in out
+
+
+def test_command_line_map_and_check(capsys) -> None:  # type: ignore[no-untyped-def]
+    """python -m repg2 xref prints the whole map; --check passes when nothing lacks a line."""
+    assert main(["xref"]) == 0
+    assert "pg2.erl (OTP 18.3): 30 of 30 functions translated." in capsys.readouterr().out
+    assert main(["xref", "--check"]) == 0
+
+
+def test_command_line_errors() -> None:
+    """A missing file gives a one-line error and exit status 2; a bad command exits non-zero."""
+    result = subprocess.run(
+        [sys.executable, "-m", "repg2", "xref", "/nonexistent/pg2.erl"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("python -m repg2 xref: cannot read /nonexistent/pg2.erl")
+    bad = subprocess.run([sys.executable, "-m", "repg2", "nope"], capture_output=True, text=True, check=False)
+    assert bad.returncode != 0
