@@ -54,6 +54,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -361,8 +362,10 @@ class _Process:
         self.watchers: dict[Ref, Pid] = {}
         self.names: set[str] = set()
         # Tags of calls this process gave up on: replies carrying them are
-        # dropped on arrival (see _drop_tagged).
-        self.dropped: set[Ref] = set()
+        # dropped on arrival (see _drop_tagged). A dict used as an ordered
+        # set, trimmed to the newest _MAX_DROPPED tags: a late reply comes
+        # soon after its timeout or never.
+        self.dropped: dict[Ref, None] = {}
 
 
 # Guards _processes, _registry and every _Process's links, monitors,
@@ -468,7 +471,19 @@ def _current() -> _Process:
         with _lock:
             _processes[proc.pid.id] = proc
         _tls.proc = proc
+        # When the thread's thread-local storage goes (the thread ended), the
+        # process ends too, with reason 'normal': its monitors fire and its
+        # names are freed. The main thread's process lives as long as Python.
+        weakref.finalize(threading.current_thread(), _plain_thread_ended, proc)
     return proc
+
+
+def _plain_thread_ended(proc: _Process) -> None:
+    """End the process of a plain thread that has finished.
+
+    Erlang: none (a plain Python thread has no process exit of its own)
+    """
+    _terminate(proc, "normal")
 
 
 def _local(pid: Pid) -> _Process | None:
@@ -683,6 +698,9 @@ def _deliver(proc: _Process, msg: Term) -> None:
         proc.cond.notify()
 
 
+_MAX_DROPPED = 4096  # tags of abandoned calls remembered per process
+
+
 def _is_dropped_reply(proc: _Process, msg: Term) -> bool:
     """Say whether ``msg`` is a late reply ``(tag, _)`` or ``((tag, node), _)`` to drop.
 
@@ -704,7 +722,9 @@ def _drop_tagged(tag: Ref) -> None:
     """
     proc = _current()
     with proc.cond:
-        proc.dropped.add(tag)
+        proc.dropped[tag] = None
+        if len(proc.dropped) > _MAX_DROPPED:
+            del proc.dropped[next(iter(proc.dropped))]
         proc.mailbox[:] = [m for m in proc.mailbox if not _is_dropped_reply(proc, m)]
 
 

@@ -84,8 +84,11 @@ def safe_sup() -> erlang.Pid:
 
 
 def _start_unlinked() -> Any:
-    """Start the supervisor from a throwaway process and hand back its result.
+    """Start the supervisor without a link to the calling process.
 
     Erlang: none (the BEAM's boot process does this)
+
+    The caller becomes the supervisor's parent in name only: without a link,
+    the supervisor outlives it.
     """
     return supervisor.start(("local", SAFE_SUP), _SafeSup(), [])
