@@ -1,0 +1,693 @@
+"""The distribution on real nodes: messages, monitors, links, node events, failures, hostile peers.
+
+Every node but ``a`` (this process) is a child OS process started by
+``repg2.cluster.Cluster``; connections are real TCP with the cookie
+handshake. Nothing sleeps to synchronise: waits poll with a deadline, and
+no test asserts on timings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nodefuns_dist as nf
+import pytest
+
+from repg2 import dist, erlang, net_kernel, rpc
+from repg2.cluster import Cluster
+from repg2.erlang import TIMEOUT, Pid
+
+pytestmark = [pytest.mark.timeout(60), pytest.mark.distributed]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def recv(match: Callable[[Any], bool] | None = None, timeout: float = 15.0) -> Any:
+    """Receive a message in the test process or fail the test after ``timeout`` seconds."""
+    msg = erlang.receive(match, timeout=timeout)
+    if msg is TIMEOUT:
+        pytest.fail(f"no message within {timeout} s; mailbox: {erlang.flush()!r}")
+    return msg
+
+
+def tagged(tag: Any) -> Callable[[Any], bool]:
+    """Match a tuple whose first element is ``tag``."""
+    return lambda m: isinstance(m, tuple) and len(m) > 0 and m[0] == tag
+
+
+def port_of(node: str) -> int:
+    """Return a node's distribution port, asked of the port mapper."""
+    alive, host = dist.split_node(node)
+    port = dist.epmd_port_please(host, alive)
+    assert port is not None
+    return port
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
+    """Say whether the peer closes ``sock`` (reads until EOF; a reset counts as closed)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+# == Messages =================================================================
+
+
+def test_remote_send_keeps_order_per_pair(cluster3: Cluster) -> None:
+    """Messages from each remote sender arrive in the order sent, however the senders interleave."""
+    a, b, c = cluster3.nodes
+    me = erlang.self()
+    cluster3.spawn(b, nf.send_sequence, me, "b", 500)
+    cluster3.spawn(c, nf.send_sequence, me, "c", 500)
+    seen: dict[str, list[Any]] = {"b": [], "c": []}
+    while seen["b"][-1:] != ["done"] or seen["c"][-1:] != ["done"]:
+        tag, value = recv(lambda m: isinstance(m, tuple) and m[0] in ("b", "c"))
+        seen[tag].append(value)
+    assert seen["b"] == [*range(500), "done"]
+    assert seen["c"] == [*range(500), "done"]
+
+
+def test_send_to_registered_name_on_another_node(cluster3: Cluster) -> None:
+    """``send((name, node), msg)`` reaches a registered process there (REG_SEND); an unknown name drops it."""
+    a, b, _c = cluster3.nodes
+    erlang.register("dist_test_inbox", erlang.self())
+    try:
+        assert cluster3.rpc(b, nf.send_to_name, "no_such_name", a, "lost") == b
+        assert cluster3.rpc(b, nf.send_to_name, "dist_test_inbox", a, ("hello", 1)) == b
+        assert recv() == ("hello", 1)
+    finally:
+        erlang.unregister("dist_test_inbox")
+
+
+def test_round_trip_to_echo_process(cluster3: Cluster) -> None:
+    """A process on a and an echo process on b exchange messages both ways in order."""
+    _a, b, _c = cluster3.nodes
+    echo = cluster3.spawn(b, nf.echo)
+    me = erlang.self()
+    for i in range(100):
+        erlang.send(echo, (me, ("ping", i)))
+    assert [recv() for _ in range(100)] == [("ping", i) for i in range(100)]
+    erlang.send(echo, "stop")
+
+
+def test_unpicklable_message_raises_badarg_in_sender(cluster3: Cluster) -> None:
+    """A message that cannot be pickled raises badarg in the sender; the connection stays usable."""
+    _a, b, _c = cluster3.nodes
+    echo = cluster3.spawn(b, nf.echo)
+    with pytest.raises(erlang.ErlangError) as info:
+        erlang.send(echo, (erlang.self(), lambda: None))
+    assert info.value.reason == "badarg"
+    erlang.send(echo, (erlang.self(), "still fine"))
+    assert recv() == "still fine"
+
+
+def test_oversized_message_raises_badarg(cluster3: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message over the frame limit is refused in the sender with badarg."""
+    _a, b, _c = cluster3.nodes
+    echo = cluster3.spawn(b, nf.echo)
+    monkeypatch.setattr(dist, "MAX_FRAME", 1024)
+    with pytest.raises(erlang.ErlangError) as info:
+        erlang.send(echo, (erlang.self(), b"x" * 4096))
+    assert info.value.reason == "badarg"
+
+
+# == Monitors and links =========================================================
+
+
+def test_remote_monitor_fires_on_exit_with_reason(cluster3: Cluster) -> None:
+    """A monitor of a process on another node gets 'DOWN' with the process's exit reason."""
+    _a, b, _c = cluster3.nodes
+    pid = cluster3.spawn(b, nf.wait_then_exit)
+    ref = erlang.monitor("process", pid)
+    erlang.send(pid, ("exit", ("custom", 42)))
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, ("custom", 42))
+
+
+def test_remote_monitor_of_dead_pid_and_unknown_name_is_noproc(cluster3: Cluster) -> None:
+    """Monitoring a dead remote pid, or a name nobody has there, gives 'DOWN' 'noproc' at once."""
+    _a, b, _c = cluster3.nodes
+    pid = cluster3.spawn(b, nf.wait_then_exit)
+    ref = erlang.monitor("process", pid)
+    erlang.send(pid, "stop")
+    assert recv(tagged("DOWN"))[4] == "normal"
+    ref = erlang.monitor("process", pid)
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "noproc")
+    ref = erlang.monitor("process", ("nobody_here", b))
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", ("nobody_here", b), "noproc")
+
+
+def test_remote_monitor_by_name(cluster3: Cluster) -> None:
+    """A monitor by ``(name, node)`` reports the name in its 'DOWN', as in Erlang."""
+    _a, b, _c = cluster3.nodes
+    pid = cluster3.rpc(b, nf.register_as, "dist_named")
+    ref = erlang.monitor("process", ("dist_named", b))
+    erlang.send(pid, ("exit", "bye"))
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", ("dist_named", b), "bye")
+
+
+def test_remote_demonitor_stops_the_down(cluster3: Cluster) -> None:
+    """After demonitor, the end of the remote process sends no 'DOWN' for that monitor."""
+    _a, b, _c = cluster3.nodes
+    pid = cluster3.spawn(b, nf.wait_then_exit)
+    ref = erlang.monitor("process", pid)
+    erlang.demonitor(ref, ["flush"])
+    ref2 = erlang.monitor("process", pid)  # a second monitor as the barrier
+    erlang.send(pid, ("exit", "done"))
+    assert recv(tagged("DOWN"))[1] == ref2
+    assert erlang.receive(tagged("DOWN"), timeout=0) is TIMEOUT
+
+
+def test_remote_link_delivers_exit_signal(cluster3: Cluster) -> None:
+    """A link across nodes delivers the exit signal (as 'EXIT' to a trapping process)."""
+    _a, b, c = cluster3.nodes
+    me = erlang.self()
+    target = cluster3.spawn(b, nf.wait_then_exit)
+    cluster3.spawn(c, nf.link_and_report, target, me)
+    recv(tagged("linked"))
+    erlang.send(target, ("exit", ("shutdown", "test")))
+    _tag, msg = recv(tagged("exit_seen"))
+    assert msg == ("EXIT", target, ("shutdown", "test"))
+
+
+def test_remote_link_kills_a_non_trapping_process(cluster3: Cluster) -> None:
+    """A non-trapping process linked to a remote one dies with the same abnormal reason."""
+    _a, b, _c = cluster3.nodes
+    target = cluster3.spawn(b, nf.wait_then_exit)
+    me = erlang.self()
+    helper, helper_ref = erlang.spawn_monitor(_link_then_wait, target, me)
+    recv(lambda m: m == ("linked", helper))
+    erlang.send(target, ("exit", "boom"))
+    assert recv(tagged("DOWN")) == ("DOWN", helper_ref, "process", helper, "boom")
+
+
+def _link_then_wait(target: Pid, report_to: Pid) -> None:
+    """Link to ``target``, say so, then wait forever (killed by the link's signal)."""
+    erlang.link(target)
+    erlang.send(report_to, ("linked", erlang.self()))
+    erlang.receive(lambda m: False)
+
+
+def test_exit2_reaches_remote_process(cluster3: Cluster) -> None:
+    """``erlang.exit(remote_pid, reason)`` kills a remote process with that reason (EXIT2)."""
+    _a, b, _c = cluster3.nodes
+    pid = cluster3.spawn(b, nf.wait_forever)
+    ref = erlang.monitor("process", pid)
+    erlang.exit(pid, "shot")
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "shot")
+
+
+def test_unpicklable_exit_reason_travels_as_repr(cluster3: Cluster) -> None:
+    """An exit reason that cannot be unpickled reaches remote monitors as its repr."""
+    _a, b, _c = cluster3.nodes
+    me = erlang.self()
+    pid = erlang.spawn(nf.wait_then_exit)
+    cluster3.spawn(b, nf.watch, pid, me)
+    recv(tagged("watching"))
+    erlang.send(pid, ("exit", nf.Unloadable(1, 2)))
+    _tag, down = recv(tagged("watched"))
+    assert down[4] == repr(nf.Unloadable(1, 2))
+
+
+def test_sigkill_fires_monitors_and_links_with_noconnection_before_nodedown(cluster3: Cluster) -> None:
+    """A node killed with SIGKILL: every monitor and link across fires 'noconnection', then nodedown."""
+    _a, b, _c = cluster3.nodes
+    net_kernel.monitor_nodes(True)
+    try:
+        targets = [cluster3.spawn(b, nf.wait_forever) for _ in range(3)]
+        refs = {erlang.monitor("process", pid): pid for pid in targets}
+        erlang.process_flag("trap_exit", True)
+        erlang.link(targets[0])
+        cluster3.kill(b)
+        events = [recv(lambda m: isinstance(m, tuple) and m[0] in ("DOWN", "EXIT", "nodedown")) for _ in range(5)]
+        assert events[-1] == ("nodedown", b)
+        assert sorted(events[:-1], key=repr) == sorted(
+            [("DOWN", ref, "process", pid, "noconnection") for ref, pid in refs.items()]
+            + [("EXIT", targets[0], "noconnection")],
+            key=repr,
+        )
+        assert b not in erlang.nodes()
+    finally:
+        erlang.process_flag("trap_exit", False)
+        net_kernel.monitor_nodes(False)
+
+
+def test_partition_fires_monitors_and_splits_nodes(cluster3: Cluster) -> None:
+    """A partition cuts connections: monitors across fire 'noconnection', each side sees only itself."""
+    a, b, c = cluster3.nodes
+    pid = cluster3.spawn(b, nf.wait_forever)
+    ref = erlang.monitor("process", pid)
+    cluster3.partition([a], [b, c])
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "noconnection")
+    assert erlang.nodes() == []
+    assert cluster3.nodes_of(b) == [c]
+    assert cluster3.nodes_of(c) == [b]
+    assert net_kernel.connect_node(b) is False  # refused while partitioned
+    assert cluster3.rpc(b, nf.connect, a) is False
+    cluster3.heal()
+    assert sorted(erlang.nodes()) == [b, c]
+    assert sorted(cluster3.nodes_of(b)) == [a, c]
+    assert sorted(cluster3.nodes_of(c)) == [a, b]
+
+
+def test_monitor_and_link_to_unreachable_node(node: str) -> None:
+    """Monitoring or linking a pid of a node that does not exist fires 'noconnection' at once."""
+    ghost = Pid("ghost@127.0.0.1", 1, 1)
+    ref = erlang.monitor("process", ghost)
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", ghost, "noconnection")
+    erlang.process_flag("trap_exit", True)
+    try:
+        erlang.link(ghost)
+        assert recv(tagged("EXIT")) == ("EXIT", ghost, "noconnection")
+    finally:
+        erlang.process_flag("trap_exit", False)
+    erlang.send(ghost, "dropped")  # a send to an unreachable node is dropped, no error
+
+
+# == Node events ==================================================================
+
+
+def test_nodeup_nodedown_order(cluster3: Cluster) -> None:
+    """nodeup comes after the node is in nodes() and before its messages; DOWN comes before nodedown."""
+    a, b, _c = cluster3.nodes
+    me = erlang.self()
+    recorder = erlang.spawn(nf.record_node_events, me)
+    recv(tagged("subscribed"))
+    erlang.register("dist_recorder", recorder)
+    watched = cluster3.spawn(b, nf.wait_forever)
+    ref = erlang.monitor("process", watched)
+    cluster3.stop(b)
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", watched, "noconnection")
+    assert recv(tagged("event")) == ("event", ("nodedown", b), False)
+    cluster3.restart(b)
+    assert recv(tagged("event")) == ("event", ("nodeup", b), True)
+    cluster3.rpc(b, nf.send_to_name, "dist_recorder", a, "first words")
+    assert recv(tagged("event")) == ("event", "first words", None)
+    erlang.send(recorder, "stop")
+
+
+def test_disconnect_node_then_reconnect_on_demand(cluster3: Cluster) -> None:
+    """``disconnect_node`` cuts the connection (nodedown both sides); the next send connects again."""
+    a, b, _c = cluster3.nodes
+    echo = cluster3.spawn(b, nf.echo)
+    net_kernel.monitor_nodes(True)
+    try:
+        assert erlang.disconnect_node(b) is True
+        assert recv(tagged("nodedown")) == ("nodedown", b)
+        assert b not in erlang.nodes()
+        assert erlang.disconnect_node(b) is False
+        erlang.send(echo, (erlang.self(), "again"))
+        assert recv(tagged("nodeup")) == ("nodeup", b)
+        assert recv(lambda m: m == "again") == "again"
+    finally:
+        net_kernel.monitor_nodes(False)
+    wait_until(lambda: a in cluster3.nodes_of(b), what="b to see a again")
+
+
+def test_transitive_connection(cluster3: Cluster) -> None:
+    """A node that connects to one member of a cluster gets connected to the others too."""
+    a, b, c = cluster3.nodes
+    erlang.disconnect_node(b)
+    cluster3.rpc(c, nf.disconnect, b)
+    wait_until(lambda: cluster3.nodes_of(b) == [], what="b to be alone")
+    assert cluster3.rpc(b, nf.connect, a) is True
+    wait_until(lambda: sorted(cluster3.nodes_of(b)) == [a, c], what="b to learn of c through a")
+
+
+def test_simultaneous_connect_resolves_to_one_connection(cluster3: Cluster) -> None:
+    """Two nodes dialling each other at once both succeed and end up with a single connection."""
+    _a, b, c = cluster3.nodes
+    for _round in range(5):
+        cluster3.rpc(b, nf.disconnect, c)
+        wait_until(lambda: c not in cluster3.nodes_of(b) and b not in cluster3.nodes_of(c), what="b, c apart")
+        results: dict[str, Any] = {}
+        threads = [
+            threading.Thread(target=lambda x=x, y=y: results.__setitem__(x, cluster3.rpc(x, nf.connect, y)))
+            for x, y in ((b, c), (c, b))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == {b: True, c: True}
+        assert cluster3.nodes_of(b).count(c) == 1
+        assert cluster3.nodes_of(c).count(b) == 1
+
+
+def test_ticks_detect_a_stopped_peer() -> None:
+    """A peer that stops answering (SIGSTOP) is declared down after net_ticktime; it rejoins after SIGCONT."""
+    with Cluster(3, ticktime=2) as cluster:
+        a, b, c = cluster.nodes
+        net_kernel.monitor_nodes(True)
+        pid = cluster.spawn(b, nf.wait_forever)
+        ref = erlang.monitor("process", pid)
+        os.kill(cluster.os_pid(b), signal.SIGSTOP)
+        try:
+            assert recv(tagged("DOWN"), timeout=20) == ("DOWN", ref, "process", pid, "noconnection")
+            assert recv(tagged("nodedown"), timeout=20) == ("nodedown", b)
+            wait_until(lambda: b not in cluster.nodes_of(c), 20, "c to drop b too")
+            assert sorted(erlang.nodes()) == [c]
+        finally:
+            os.kill(cluster.os_pid(b), signal.SIGCONT)
+            net_kernel.monitor_nodes(False)
+        cluster.heal()
+        assert sorted(cluster.nodes_of(b)) == [a, c]
+
+
+# == Restarts and creations ========================================================
+
+
+def test_restart_gives_new_creation_and_old_pids_are_dead(cluster3: Cluster) -> None:
+    """A restarted node has a new creation; pids of its old incarnation name no process."""
+    _a, b, _c = cluster3.nodes
+    old_creation = cluster3.rpc(b, nf.creation)
+    old_pid = cluster3.spawn(b, nf.echo)
+    assert old_pid.creation == old_creation
+    cluster3.restart(b)
+    new_creation = cluster3.rpc(b, nf.creation)
+    assert new_creation != old_creation
+    new_pid = cluster3.spawn(b, nf.echo)
+    assert new_pid.creation == new_creation
+    assert cluster3.rpc(b, nf.is_alive, new_pid) is True
+    # The old pid may share its number with a live process; it still names nothing.
+    assert cluster3.rpc(b, nf.is_alive, old_pid) is False
+    ref = erlang.monitor("process", old_pid)
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", old_pid, "noproc")
+    erlang.send(old_pid, (erlang.self(), "to the old incarnation"))
+    erlang.send(new_pid, (erlang.self(), "to the new one"))
+    assert recv() == "to the new one"
+
+
+def test_start_stop_repeatable_in_one_process() -> None:
+    """net_kernel.start/stop can run again and again in one OS process; local pids stay local."""
+    me = erlang.self()
+    assert erlang.node() == "nonode@nohost"
+    creations = []
+    for name in ("rep1@127.0.0.1", "rep2@127.0.0.1", "rep1@127.0.0.1"):
+        assert net_kernel.start(name, cookie="x")[0] == "ok"
+        assert net_kernel.start(name, cookie="x")[0] == "error"  # already started
+        assert erlang.node() == name and me.node == name
+        creations.append(erlang._identity.creation)
+        assert net_kernel.stop() == "ok"
+        assert erlang.node() == "nonode@nohost"
+    assert net_kernel.stop() == ("error", "not_found")
+    assert net_kernel.connect_node("x@127.0.0.1") == "ignored"
+    assert creations[0] != creations[2]
+    erlang.send(me, "still mine")
+    assert recv() == "still mine"
+
+
+# == rpc ==========================================================================
+
+
+def test_rpc_call_cast_multicall(cluster3: Cluster) -> None:
+    """rpc.call returns the value; cast runs without waiting; multicall collects every node's answer."""
+    a, b, c = cluster3.nodes
+    assert rpc.call(b, erlang.node, []) == b
+    assert rpc.call(a, erlang.node, []) == a
+    erlang.register("dist_rpc_inbox", erlang.self())
+    try:
+        assert rpc.cast(c, nf.send_to_name, ["dist_rpc_inbox", a, "cast arrived"]) is True
+        assert recv() == "cast arrived"
+    finally:
+        erlang.unregister("dist_rpc_inbox")
+    results, bad = rpc.multicall([a, b, c, "nobody@127.0.0.1"], erlang.node, [])
+    assert sorted(results) == [a, b, c]
+    assert bad == ["nobody@127.0.0.1"]
+
+
+def test_rpc_failures_are_badrpc(cluster3: Cluster) -> None:
+    """Dead or unknown node -> nodedown; too slow -> timeout; an exception or exit -> ('EXIT', reason)."""
+    _a, b, _c = cluster3.nodes
+    assert rpc.call("nobody@127.0.0.1", erlang.node, []) == ("badrpc", "nodedown")
+    assert rpc.call(b, nf.sleep_then, [5, "late"], timeout=0.2) == ("badrpc", "timeout")
+    result = rpc.call(b, nf.fail_with, [ValueError("nope")])
+    assert result[:1] == ("badrpc",) and result[1][0] == "EXIT"
+    assert isinstance(result[1][1], ValueError) and result[1][1].args == ("nope",)
+    assert rpc.call(b, nf.exit_with, [("my", "reason")]) == ("badrpc", ("EXIT", ("my", "reason")))
+    assert rpc.call(b, nf.raise_unloadable, []) == ("badrpc", ("EXIT", repr(nf.Unloadable(1, 2))))
+    cluster3.kill(b)
+    assert rpc.call(b, erlang.node, []) == ("badrpc", "nodedown")
+
+
+# == Hostile and broken peers =======================================================
+
+
+def test_wrong_cookie_is_refused_and_node_keeps_serving(cluster3: Cluster, caplog: pytest.LogCaptureFixture) -> None:
+    """A node with another cookie cannot connect either way; the log says why; the others carry on."""
+    a, b, _c = cluster3.nodes
+    with caplog.at_level(logging.INFO, logger="repg2.dist"):
+        intruder = cluster3.add(cookie="not-the-cookie")
+        assert net_kernel.connect_node(intruder) is False
+        assert "cookie" in caplog.text
+        caplog.clear()
+        assert cluster3.rpc(intruder, nf.connect, a) is False
+        wait_until(lambda: "invalid challenge reply" in caplog.text, what="the refusal in a's log")
+    assert intruder not in erlang.nodes()
+    assert intruder not in cluster3.nodes_of(b)
+    assert rpc.call(b, erlang.node, []) == b
+
+
+def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1", status: str = "ok") -> socket.socket:
+    """Run the initiator's handshake against ``node`` by hand; return the authenticated socket."""
+    sock = socket.create_connection(("127.0.0.1", port_of(node)), timeout=10)
+    dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": name, "creation": 7})
+    assert dist._recv_hs(sock, "s") == {"status": status}
+    if status == "alive":
+        dist._send_hs(sock, "s", {"alive": True})  # we have no connection: drop yours
+    challenge = dist._recv_hs(sock, "c")
+    theirs = bytes.fromhex(challenge["challenge"])
+    ours = os.urandom(dist.CHALLENGE_BYTES)
+    digest = dist._digest(cookie, b"reply", theirs, ours, name, node)
+    dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
+    ack = dist._recv_hs(sock, "a")
+    assert bytes.fromhex(ack["digest"]) == dist._digest(cookie, b"ack", ours, theirs, name, node)
+    return sock
+
+
+class _Marker:
+    """Unpickling this creates a file: the proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.path),))
+
+
+def test_pickle_before_authentication_is_never_loaded(cluster3: Cluster, tmp_path: Path) -> None:
+    """Pickles sent in place of handshake frames, or after a failed challenge, are never unpickled."""
+    _a, b, _c = cluster3.nodes
+    marker = tmp_path / "loaded"
+    payload = pickle.dumps((dist.Op.SEND, None, _Marker(str(marker))))
+    frame = struct.pack(">I", len(payload)) + payload
+    # 1. as the very first frame
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        sock.sendall(frame)
+        assert closed_by_peer(sock)
+    # 2. after a valid name, in place of the challenge reply
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": "evil@127.0.0.1", "creation": 1})
+        assert dist._recv_hs(sock, "s") == {"status": "ok"}
+        dist._recv_hs(sock, "c")
+        sock.sendall(frame)
+        assert closed_by_peer(sock)
+    # 3. after a challenge reply made with the wrong cookie
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": "evil@127.0.0.1", "creation": 1})
+        dist._recv_hs(sock, "s")
+        dist._recv_hs(sock, "c")
+        dist._send_hs(sock, "r", {"challenge": os.urandom(32).hex(), "digest": os.urandom(32).hex()})
+        sock.sendall(frame)
+        assert closed_by_peer(sock)
+    assert not marker.exists()
+    assert rpc.call(b, erlang.node, []) == b
+    # Control: the same frame over an authenticated connection *is* loaded, so the test can see loading.
+    with handshake_to(b, cluster3.cookie.encode()) as sock:
+        sock.sendall(frame)
+        wait_until(marker.exists, what="the authenticated pickle to be loaded")
+
+
+def test_garbage_and_oversized_frames_are_refused_without_harm(cluster3: Cluster) -> None:
+    """Garbage, an oversized handshake frame, and an oversized frame after authentication close only that connection."""
+    a, b, _c = cluster3.nodes
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(200))
+        assert closed_by_peer(sock)
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        sock.sendall(struct.pack(">I", 2**31))
+        assert closed_by_peer(sock)
+    with handshake_to(b, cluster3.cookie.encode()) as sock:
+        sock.sendall(struct.pack(">I", dist.MAX_FRAME + 1))
+        assert closed_by_peer(sock)
+    assert rpc.call(b, erlang.node, []) == b
+    assert sorted(cluster3.nodes_of(b)) == sorted([a, cluster3.nodes[2]])
+
+
+def test_a_second_handshake_replaces_a_stale_connection(cluster3: Cluster) -> None:
+    """A node that dials while its peer believes them connected gets 'alive'; saying so drops the old link."""
+    _a, b, _c = cluster3.nodes
+    cookie = cluster3.cookie.encode()
+    with handshake_to(b, cookie) as first:
+        wait_until(lambda: "tester@127.0.0.1" in cluster3.nodes_of(b), what="b to see the tester")
+        with handshake_to(b, cookie, status="alive") as second:
+            assert closed_by_peer(first)  # the stale connection is gone
+            second.sendall(struct.pack(">I", 0))  # a tick on the new one
+            assert "tester@127.0.0.1" in cluster3.nodes_of(b)
+    wait_until(lambda: "tester@127.0.0.1" not in cluster3.nodes_of(b), what="b to drop the tester")
+
+
+def test_silent_peer_is_dropped_after_the_setup_time(cluster: Callable[..., Cluster]) -> None:
+    """A peer that connects and never finishes the handshake is dropped; the node keeps serving."""
+    c = cluster(2, setuptime=1.0)
+    _a, b = c.nodes
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        assert closed_by_peer(sock)
+    assert rpc.call(b, erlang.node, []) == b
+
+
+# == The port mapper ================================================================
+
+
+def test_port_mapper_refuses_garbage_and_keeps_serving(cluster3: Cluster) -> None:
+    """Garbage to the port mapper closes that connection; lookups and names still work."""
+    _a, b, _c = cluster3.nodes
+    with socket.create_connection(("127.0.0.1", dist.epmd_port()), timeout=10) as sock:
+        sock.sendall(b"\xff\xff" + os.urandom(100))
+        assert closed_by_peer(sock)
+    with socket.create_connection(("127.0.0.1", dist.epmd_port()), timeout=10) as sock:
+        sock.sendall(b"\x00\x05HELLO")
+        assert closed_by_peer(sock)
+    assert dist.epmd_port_please("127.0.0.1", dist.split_node(b)[0]) == port_of(b)
+    assert dist.split_node(b)[0] in dist.epmd_names()
+    assert dist.epmd_port_please("127.0.0.1", "nobody") is None
+
+
+def test_port_mapper_registrations_live_with_their_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name is registered while its connection is open, refused twice, and gets a new creation each time."""
+    mapper = dist.PortMapper("127.0.0.1", 0, linger=None)
+    thread = threading.Thread(target=mapper.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("REPG2_EPMD_PORT", str(mapper.port))
+    try:
+        first, creation1 = dist._epmd_register("x", 1234, time.monotonic() + 5)
+        assert dist.epmd_port_please("127.0.0.1", "x") == 1234
+        sock, reply = dist._epmd_request("127.0.0.1", "ALIVE x 999", 2)
+        sock.close()
+        assert reply == "ERR taken"
+        first.close()
+        wait_until(lambda: dist.epmd_port_please("127.0.0.1", "x") is None, what="x to be unregistered")
+        second, creation2 = dist._epmd_register("x", 1235, time.monotonic() + 5)
+        assert creation2 != creation1 and creation1 != 0 and creation2 != 0
+        assert dist.epmd_names() == {"x": 1235}
+        second.close()
+    finally:
+        mapper.close()
+        thread.join(5)
+
+
+def test_port_mapper_exits_by_itself_after_its_last_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port mapper with nobody registered exits after its linger time (unlike epmd: no orphans)."""
+    mapper = dist.PortMapper("127.0.0.1", 0, linger=0.3)
+    thread = threading.Thread(target=mapper.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("REPG2_EPMD_PORT", str(mapper.port))
+    try:
+        sock, _creation = dist._epmd_register("y", 1, time.monotonic() + 5)
+        sock.close()
+        thread.join(10)
+        assert not thread.is_alive()
+        with pytest.raises(OSError):
+            dist.epmd_names(timeout=1)
+    finally:
+        mapper.close()
+
+
+@pytest.mark.parametrize(
+    ("frames", "why"),
+    [
+        ([b"n{not json"], "not JSON"),
+        ([b"n[1, 2]"], "not an object"),
+        ([b"x{}"], "wrong tag"),
+        ([b'n{"version": 99, "name": "z@127.0.0.1", "creation": 1}'], "unknown version"),
+        ([b'n{"version": 1, "name": "no-at-sign", "creation": 1}'], "bad node name"),
+        ([b'n{"version": 1, "name": "z@127.0.0.1", "creation": true}'], "creation not an int"),
+        (
+            [b'n{"version": 1, "name": "z@127.0.0.1", "creation": 1}', b'r{"challenge": "zz", "digest": "00"}'],
+            "bad hex",
+        ),
+        ([b'n{"version": 1, "name": "z@127.0.0.1", "creation": 1}', b'r{"challenge": "00", "digest": "00"}'], "short"),
+    ],
+)
+def test_malformed_handshakes_are_refused(cluster3: Cluster, frames: list[bytes], why: str) -> None:
+    """Each malformed handshake frame closes that connection only; the node keeps serving."""
+    _a, b, _c = cluster3.nodes
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        for frame in frames:
+            sock.sendall(struct.pack(">I", len(frame)) + frame)
+        assert closed_by_peer(sock), why
+    assert rpc.call(b, erlang.node, []) == b
+
+
+def test_handshake_claiming_the_nodes_own_name_is_not_allowed(cluster3: Cluster) -> None:
+    """A peer calling itself by the node's own name is told not_allowed."""
+    _a, b, _c = cluster3.nodes
+    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+        dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": b, "creation": 1})
+        assert dist._recv_hs(sock, "s") == {"status": "not_allowed"}
+
+
+def test_rpc_worker_killed_and_multicall_to_all(cluster3: Cluster) -> None:
+    """A call whose worker is killed answers ('badrpc', ('EXIT', 'killed')); multicall(None) asks every node."""
+    a, b, c = cluster3.nodes
+    assert rpc.call(b, nf.kill_self, []) == ("badrpc", ("EXIT", "killed"))
+    results, bad = rpc.multicall(None, erlang.node, [])
+    assert sorted(results) == [a, b, c] and bad == []
+
+
+def test_net_kernel_small_api(node: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """monitor_nodes validates its arguments; ticktime, cookie and the default cookie file work as in OTP."""
+    assert net_kernel.monitor_nodes("yes") == "error"  # type: ignore[arg-type]
+    assert net_kernel.monitor_nodes(True, ["nodedown_reason"]) == ("error", ("unknown_options", ["nodedown_reason"]))
+    assert net_kernel.get_net_ticktime() == dist.DEFAULT_TICKTIME
+    assert net_kernel.get_cookie() == b"repg2-test-cookie"
+    assert net_kernel.disconnect("nobody@127.0.0.1") is False
+    monkeypatch.delenv("REPG2_COOKIE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cookie = net_kernel._cookie_default()
+    assert (tmp_path / ".repg2.cookie").read_text() == cookie
+    assert (tmp_path / ".repg2.cookie").stat().st_mode & 0o777 == 0o400
+    assert net_kernel._cookie_default() == cookie
+    monkeypatch.setenv("REPG2_COOKIE", "from-env")
+    assert net_kernel._cookie_default() == "from-env"
+
+
+def test_port_mapper_command_line(tmp_path: Path) -> None:
+    """``python -m repg2.dist epmd`` serves, exits after its linger time, and gives up on a taken port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert dist.main(["epmd", "--address", "127.0.0.1", "--port", str(taken.getsockname()[1])]) == 1
+    assert dist.main(["epmd", "--address", "127.0.0.1", "--port", "0", "--linger", "0.2"]) == 0
