@@ -214,8 +214,9 @@ def create(name: Name) -> str:
     the group's lock is taken and every node's server is called. The
     results of ``trans`` and of ``multi_call`` are ignored: the lock is
     taken with infinite retries, so it cannot abort, and a node that does
-    not answer (down, or cut off) will learn of the group through the
-    exchange when it comes back.
+    not answer (down, cut off, or whose pg2 has not started yet: pg2 starts
+    on a node's first pg2 call) will learn of the group through the
+    exchange when it comes back or starts.
     """
     _check_name(name, "pg2:create/1")
     ensure_started()
@@ -245,6 +246,14 @@ def join(name: Name, pid: Pid) -> str | Error:
 
     The group must exist *on this node* (an existence check is always a
     local read). Joining twice makes ``pid`` a member twice.
+
+    Why a lock, and why one per group: ``multi_call`` reaches the nodes one
+    after the other, so without a lock a ``join`` from one node and a
+    ``leave`` of the same pid from another could reach node X in one order
+    and node Y in the other, and the two tables would disagree for good
+    (a leave that arrives first is a no-op). The lock ``{{pg2, Name},
+    self()}`` makes writes to one group take turns across the cluster;
+    writes to different groups do not wait for each other.
 
     Returns:
         ``'ok'``, or ``('error', ('no_such_group', name))``.
