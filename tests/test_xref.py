@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from repg2 import xref
 from repg2.__main__ import main
 
@@ -68,12 +70,17 @@ def test_command_line_map_and_check(capsys) -> None:  # type: ignore[no-untyped-
     assert main(["xref", "--check"]) == 0
 
 
-def test_command_line_errors() -> None:
+def test_command_line_errors(capsys) -> None:  # type: ignore[no-untyped-def]
     """A missing file gives a one-line error and exit status 2; a bad command exits non-zero."""
-    result = subprocess.run(
-        [sys.executable, "-m", "repg2", "xref", "/nonexistent/pg2.erl"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("python -m repg2 xref: cannot read /nonexistent/pg2.erl")
-    bad = subprocess.run([sys.executable, "-m", "repg2", "nope"], capture_output=True, text=True, check=False)
-    assert bad.returncode != 0
+    assert main(["xref", "/nonexistent/pg2.erl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m repg2 xref: cannot read /nonexistent/pg2.erl") and "\n" not in err
+    with pytest.raises(SystemExit) as info:
+        main(["nope"])
+    assert info.value.code == 2
+
+
+def test_module_runs_as_a_script() -> None:
+    """python -m repg2 is the command line (checked once through a real subprocess)."""
+    result = subprocess.run([sys.executable, "-m", "repg2", "xref"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "30 of 30 functions translated" in result.stdout

@@ -1,0 +1,26 @@
+"""The README's first command: the narrated three-node demo runs to its summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from repg2 import demo, erlang
+from repg2.pg2_checks import stop_pg2
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
+
+
+def test_demo_runs_to_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    """python -m repg2 demo walks through joins, a death, a node kill, a partition and the heal, and ends on the summary."""
+    stop_pg2()
+    try:
+        assert demo.run() == 0
+    finally:
+        stop_pg2()
+    out = capsys.readouterr().out
+    for step in ["bob dies", "is killed (SIGKILL)", "Partition:", "Heal:", "Summary: every node's view after the heal"]:
+        assert step in out
+    # After the heal every node lists the same three members: alice and dave (on a) and erin (on b).
+    summary = out.split("Summary:")[1]
+    assert summary.count("[alice, dave, erin]") == 3
+    assert erlang.nodes() == []
