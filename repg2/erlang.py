@@ -35,6 +35,8 @@ Links and monitors are kept in one table per process, under one module-wide
 lock. When a process ends, every process monitoring it gets a ``'DOWN'``
 message and every linked process gets an exit signal, on this node or across
 the distribution (``repg2.dist`` plugs itself in through :class:`DistHook`).
+The message tracer (``repg2.trace``) plugs in the same way, through
+:class:`TraceHook`: one ``None`` test per delivered message when it is off.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``):
 
@@ -65,6 +67,7 @@ __all__ = [
     "ExitError",
     "Pid",
     "Ref",
+    "TraceHook",
     "current_process_or_none",
     "demonitor",
     "disconnect_node",
@@ -432,6 +435,40 @@ class DistHook(Protocol):
 _dist: DistHook | None = None
 
 
+class TraceHook(Protocol):
+    """What the message tracer (``repg2.trace``) provides to the runtime.
+
+    Erlang: none (the BEAM's send and receive trace points, erts_trace_send/erts_trace_receive)
+
+    ``delivered`` is called for every message put in a local mailbox (with
+    the receiver's record; the sender is whoever is running), ``sent`` for
+    every message handed to the distribution. Both run on the message path:
+    they must be quick and must not send messages themselves.
+    """
+
+    def delivered(self, proc: _Process, msg: Term) -> None:
+        """Erlang: none (the 'receive' trace event)"""
+        ...
+
+    def sent(self, dest: Dest, msg: Term) -> None:
+        """Erlang: none (the 'send' trace event of a message leaving the node)"""
+        ...
+
+
+# The message tracer while tracing is on. None (tracing off) costs one
+# comparison per delivered message and nothing else.
+_trace_hook: TraceHook | None = None
+
+
+def _set_trace_hook(hook: TraceHook | None) -> None:
+    """Plug the message tracer in or out (``repg2.trace``).
+
+    Erlang: none (erlang:trace/3 sets trace flags inside the runtime)
+    """
+    global _trace_hook
+    _trace_hook = hook
+
+
 def _set_dist(hook: DistHook | None) -> None:
     """Plug the distribution in (net_kernel.start) or out (net_kernel.stop).
 
@@ -664,6 +701,8 @@ def send(dest: Dest, msg: Term) -> Term:
             if target is not None:
                 _deliver(target, msg)
         elif _dist is not None:
+            if _trace_hook is not None:
+                _trace_hook.sent(dest, msg)
             _dist.reg_send(current_process_or_none(), name, to_node, msg)
     else:
         raise _badarg(f"erlang:send/2: not a destination: {dest!r}")
@@ -680,6 +719,8 @@ def _send_pid(pid: Pid, msg: Term) -> None:
         if proc is not None:
             _deliver(proc, msg)
     elif pid.node != _identity.name and _dist is not None:
+        if _trace_hook is not None:
+            _trace_hook.sent(pid, msg)
         _dist.send(current_process_or_none(), pid, msg)
     # else: a pid of an earlier incarnation of this node, or no distribution: dropped.
 
@@ -696,6 +737,8 @@ def _deliver(proc: _Process, msg: Term) -> None:
             return
         proc.mailbox.append(msg)
         proc.cond.notify()
+        if _trace_hook is not None:
+            _trace_hook.delivered(proc, msg)
 
 
 _MAX_DROPPED = 4096  # tags of abandoned calls remembered per process
@@ -759,6 +802,9 @@ class _Timeout:
 TIMEOUT = _Timeout()
 
 
+_INF = float("inf")  # no finite timeout reaches it
+
+
 def _deadline(timeout: Timeout) -> float | None:
     """Turn a timeout in seconds (or 'infinity') into a monotonic deadline.
 
@@ -766,7 +812,8 @@ def _deadline(timeout: Timeout) -> float | None:
     """
     if timeout is None or timeout == "infinity":
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+    # Chained, so NaN (every comparison false) and +inf (a deadline no wait accepts) are refused too.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < _INF:
         raise _badarg(f"timeout must be seconds >= 0 or 'infinity', not {timeout!r}")
     return time.monotonic() + timeout
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from repg2 import erlang, net_kernel
+from repg2 import erlang, net_kernel, rpc
 from repg2.erlang import Pid
 
 
@@ -62,6 +62,12 @@ def link_and_report(target: Pid, report_to: Pid) -> None:
     """Trap exits, link to ``target``, then forward the ``'EXIT'`` to ``report_to``."""
     erlang.process_flag("trap_exit", True)
     erlang.link(target)
+    # A remote link is asynchronous, as in Erlang: the LINK travels on this
+    # node's connection to the target's node, and the test's own messages
+    # to the target travel on another connection, in no order with it. A
+    # call to the target's node on the same connection as the LINK returns
+    # only after the LINK was handled there.
+    rpc.call(erlang.node(target), erlang.node, [])
     erlang.send(report_to, ("linked", erlang.self()))
     msg = erlang.receive(lambda m: isinstance(m, tuple) and m[0] == "EXIT")
     erlang.send(report_to, ("exit_seen", msg))

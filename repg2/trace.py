@@ -1,0 +1,1255 @@
+"""Message tracing across a cluster: who sent what to whom, as a log and as a sequence diagram.
+
+In the spirit of Erlang's ``dbg`` (``dbg:tracer/0``, ``dbg:p(Item, [m])``,
+``dbg:stop_clear/0``) and of ``sys:trace/2``: choose processes by pid or by
+registered name (say every node's ``'pg2'`` and ``'global_name_server'``),
+trace the messages they send and receive on every node of a running
+:class:`~repg2.cluster.Cluster`, then stop, collect the records from every
+node, and read them as a text log or look at them as a sequence diagram
+(lifelines per process, grouped by node; one arrow per message, labelled
+with its tag: ``$gen_call set_lock``, ``reply true``, ``$gen_cast exchange``,
+``DOWN``). The picture is drawn with matplotlib and saved as SVG or PNG, so
+it renders offline: in Jupyter, in the docs and on GitHub.
+
+There is no Erlang file behind this module; it plays the part of ``dbg``'s
+message tracing (the ``m`` flag, i.e. ``send`` and ``'receive'`` events, and
+the default handler that prints them). Left out: call tracing and match
+specifications, trace ports, sequential tracing (``seq_trace``), and any
+trace flag other than messages.
+
+How it works
+------------
+The runtime has one hook, ``erlang._trace_hook``, that is ``None`` while
+nothing is traced: a delivered message then costs one ``None`` test and
+nothing else. :meth:`Tracer.start` plugs a recorder into that hook on every
+node (through ``Cluster.rpc``, which reaches a node even during a
+partition). The recorder notes two kinds of events, as ``dbg`` does:
+
+- **receive**: a message was put in a local mailbox. The sender is the
+  process running at that moment (the runtime does not carry a sender with
+  a message, and neither does Erlang's ``receive`` trace event); for a
+  message that came from another node that is the distribution's reader,
+  which is no process, so the sender is unknown there.
+- **send**: a message left this node for another one (a remote pid or
+  ``(name, node)``). This is where the sender of a remote message is known.
+
+A message between two nodes is thus recorded twice, a ``send`` on the
+sending node and a ``receive`` on the receiving one; :meth:`Tracer.stop`
+pairs them into one :class:`Message` by receiver and equal message, in
+order (messages between two processes arrive in the order sent). A send
+with no receipt is a *lost* message (its receiver was dead, or a partition
+cut it off); a receipt whose sender is unknown is drawn as coming from the
+node's edge (a "found" message, in UML's words).
+
+Which events are kept: every event whose sender or receiver is traced. A
+remote arrival's sender is not known when it arrives, so each node also
+keeps its untraced arrivals until the stop, which keeps those that pair
+with a traced send and drops the rest.
+
+Timestamps are wall-clock seconds (``time.time``), comparable between the
+nodes of one host; the log and the picture show milliseconds since
+:meth:`Tracer.start`. Terms are printed in Erlang syntax (``{join,chat,<b.42.0>}``);
+a pid prints as ``<node.id.0>``, the short node name standing where Erlang
+prints a node index.
+
+Pitfalls: a node started after :meth:`Tracer.start` (``Cluster.restart``) is
+not traced; a node that died loses its records. Tracing holds every
+recorded event in memory until the stop (at most ``limit`` per node).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import pickle
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from repg2 import erlang
+from repg2.erlang import Pid, Ref
+
+__all__ = [
+    "Event",
+    "Message",
+    "Picture",
+    "SequenceDiagram",
+    "Trace",
+    "Tracer",
+    "format_term",
+    "is_tracing",
+    "render",
+    "tag_of",
+]
+
+log = logging.getLogger("repg2.trace")
+
+# -- What is traced and how it is recorded ------------------------------------------
+Item = Pid | str  # what dbg:p/2 takes: a pid, or a registered name (on every node)
+Node = str  # a node name: 'a@127.0.0.1'
+
+DEFAULT_LIMIT = 100_000  # events kept per node; more are counted and dropped, as a full trace port drops
+
+
+class Event(NamedTuple):
+    """One trace event as a node recorded it: a message delivered here, or one that left for another node.
+
+    Erlang: none (the {trace, Pid, 'receive', Msg} and {trace, Pid, send, Msg, To} messages of erlang:trace/3)
+    """
+
+    kind: str  # 'receive' (put in a local mailbox) or 'send' (handed to the distribution)
+    node: Node  # the node that recorded it
+    time: float  # time.time() when it happened, seconds
+    seq: int  # order of recording on that node (breaks ties between equal times)
+    sender: Pid | None  # the process running when it happened; None when it was no process
+    sender_name: str | None  # the sender's registered name, if any
+    receiver: Pid | None  # the receiving pid (a send to (name, node) does not know it)
+    receiver_name: str | None  # the receiver's registered name, or the name a send was addressed to
+    receiver_node: Node
+    msg: Any
+    traced: bool  # False: an arrival from another node kept only to pair with a traced send
+
+
+class Message(NamedTuple):
+    """One message, sender to receiver: a local delivery, or a send paired with its receipt.
+
+    Erlang: none (what a sequence diagram draws as one arrow)
+
+    Times are seconds since the trace started; ``received`` is None for a
+    lost message, ``sender`` None when the sender is unknown.
+    """
+
+    sender: Pid | None
+    sender_node: Node
+    receiver: Pid | None
+    receiver_name: str | None
+    receiver_node: Node
+    msg: Any
+    sent: float
+    received: float | None
+
+    @property
+    def label(self) -> str:
+        """The message's tag, as the diagram labels its arrow (``$gen_call join``).
+
+        Erlang: none (presentation)
+        """
+        return tag_of(self.msg)
+
+
+class _Spec(NamedTuple):
+    """What a node's recorder traces: pids and registered names, or everything.
+
+    Erlang: none (the process part of dbg:p/2's arguments)
+    """
+
+    pids: frozenset[Pid]
+    names: frozenset[str]
+    everything: bool
+    limit: int
+
+
+class Unpicklable(NamedTuple):
+    """Stands for a recorded message that could not travel to the collecting node.
+
+    Erlang: none (Python objects need not be picklable; Erlang terms always are)
+    """
+
+    text: str  # repr() of the message, taken on the node that recorded it
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+# == The recorder: runs on every traced node ===========================================
+
+
+class _Recorder:
+    """The runtime's trace hook on one node: decides what to keep and keeps it.
+
+    Erlang: none (the tracer process that dbg:tracer/0 starts, minus the process)
+
+    Both methods run on the message path of *every* message while tracing
+    is on, in the sending thread (``_deliver`` even holds the receiver's
+    mailbox lock), so they only test set membership and append to a list
+    (atomic under the GIL); they never send or block.
+    """
+
+    def __init__(self, spec: _Spec, node: Node) -> None:
+        """Erlang: none (see the class docstring)"""
+        self.spec = spec
+        self.node = node
+        self.events: list[Event] = []
+        self.dropped = 0
+        self._seq = itertools.count()
+        # The traced pids of this node by their ids: an int lookup is much cheaper
+        # on the message path than hashing a Pid.
+        self._local_ids = frozenset(pid.id for pid in spec.pids if pid.is_local())
+
+    def _traced(self, proc: Any) -> bool:
+        """Say whether a local process record is traced, by pid or by one of its names.
+
+        Erlang: none (the process's trace flags)
+        """
+        return proc.pid.id in self._local_ids or bool(proc.names and not self.spec.names.isdisjoint(proc.names))
+
+    def _keep(self, event: Event) -> None:
+        """Append an event unless the limit is reached.
+
+        Erlang: none (a full trace buffer drops events)
+        """
+        if len(self.events) >= self.spec.limit:
+            self.dropped += 1
+            return
+        self.events.append(event)
+
+    def delivered(self, proc: Any, msg: Any) -> None:
+        """Record a message put in a local mailbox, if its sender or receiver is traced.
+
+        Erlang: none (the 'receive' trace event)
+        """
+        me = _running()
+        traced = self.spec.everything or self._traced(proc) or (me is not None and self._traced(me))
+        if not traced and me is not None:
+            return  # local traffic between untraced processes
+        # Traced, or an arrival from another node (no running process) that
+        # a traced send elsewhere may claim when the trace is collected.
+        self._keep(
+            Event(
+                "receive",
+                self.node,
+                time.time(),
+                next(self._seq),
+                None if me is None else me.pid,
+                _name(me),
+                proc.pid,
+                _name(proc),
+                self.node,
+                msg,
+                traced,
+            )
+        )
+
+    def sent(self, dest: Any, msg: Any) -> None:
+        """Record a message leaving for another node, if its sender or receiver is traced.
+
+        Erlang: none (the send trace event)
+        """
+        me = _running()
+        if isinstance(dest, Pid):
+            rpid, rname, rnode = dest, None, dest.node
+        else:
+            rpid, rname, rnode = None, dest[0], dest[1]
+        traced = (
+            self.spec.everything
+            or (me is not None and self._traced(me))
+            or (rpid is not None and rpid in self.spec.pids)
+            or (rname is not None and rname in self.spec.names)
+        )
+        if traced:
+            self._keep(
+                Event(
+                    "send",
+                    self.node,
+                    time.time(),
+                    next(self._seq),
+                    None if me is None else me.pid,
+                    _name(me),
+                    rpid,
+                    rname,
+                    rnode,
+                    msg,
+                    True,
+                )
+            )
+
+
+def _running() -> Any:
+    """Return the record of the process running in this thread, or None.
+
+    Erlang: none (the runtime knows the current process; a plain thread has none)
+    """
+    proc = getattr(erlang._tls, "proc", None)
+    return None if proc is None or proc.dead else proc
+
+
+def _name(proc: Any) -> str | None:
+    """Return a process record's registered name, or None.
+
+    Erlang: none (erlang:process_info(Pid, registered_name))
+    """
+    if proc is None or not proc.names:
+        return None
+    try:
+        return str(next(iter(proc.names)))
+    except (RuntimeError, StopIteration):  # unregistered at this very moment
+        return None
+
+
+# The recorder installed on this node, if any (one tracer per node, as dbg has).
+_recorder: _Recorder | None = None
+
+
+def _install(spec: _Spec) -> Node:
+    """Start recording on this node (replacing any earlier recorder); return the node's name.
+
+    Erlang: dbg:p/2 (on one node: set the m flag on the chosen processes)
+    """
+    global _recorder
+    _recorder = _Recorder(spec, erlang.node())
+    erlang._set_trace_hook(_recorder)
+    return _recorder.node
+
+
+def _uninstall(portable: bool = True) -> tuple[list[Event], int]:
+    """Stop recording on this node; return its events and how many were dropped.
+
+    Erlang: dbg:stop_clear/0 (on one node)
+
+    ``portable``: make every message picklable, for the trip to another node.
+    """
+    global _recorder
+    recorder, _recorder = _recorder, None
+    erlang._set_trace_hook(None)
+    if recorder is None:
+        return [], 0
+    return (_portable(recorder.events) if portable else recorder.events), recorder.dropped
+
+
+def _snapshot(portable: bool = True) -> tuple[list[Event], int]:
+    """Return this node's events so far, leaving the recorder running.
+
+    Erlang: none (dbg has no peek; used to wait for messages still in flight)
+    """
+    recorder = _recorder
+    if recorder is None:
+        return [], 0
+    events = list(recorder.events)
+    return (_portable(events) if portable else events), recorder.dropped
+
+
+def _whereis(names: list[str]) -> dict[str, Pid]:
+    """Return the pids registered on this node under ``names`` (those that exist).
+
+    Erlang: erlang:whereis/1
+    """
+    found = {name: erlang.whereis(name) for name in names}
+    return {name: pid for name, pid in found.items() if isinstance(pid, Pid)}
+
+
+def _portable(events: list[Event]) -> list[Event]:
+    """Replace the messages that cannot be pickled by their repr, so the events can travel.
+
+    Erlang: none (every Erlang term can be sent; a Python object need not pickle)
+    """
+    out = []
+    for event in events:
+        try:
+            pickle.dumps(event.msg)
+        except Exception:  # noqa: BLE001 - anything unpicklable travels as text
+            event = event._replace(msg=Unpicklable(repr(event.msg)))
+        out.append(event)
+    return out
+
+
+def is_tracing() -> bool:
+    """Say whether this node's message path has a trace hook plugged in.
+
+    Erlang: none (erlang:trace_info/2 asks the same of one process)
+    """
+    return erlang._trace_hook is not None
+
+
+# == The tracer: runs on the node that drives the cluster ==================================
+
+
+class Tracer:
+    """Trace the messages of chosen processes on every node of a cluster.
+
+    Erlang: dbg:tracer/0
+
+    ``procs`` are pids and registered names (a name is traced on every
+    node; ``'all'`` traces every process, as ``dbg:p(all, m)``).
+    ``aliases`` give pids readable names in the log and the picture
+    (``{erlang.self(): 'caller'}``); they name, they do not trace. Without a ``cluster`` only this node is
+    traced. Use it as a context manager, or call :meth:`start` and
+    :meth:`stop`::
+
+        with Tracer(cluster, ["global_name_server", "pg2", me], aliases={me: "caller"}) as tracer:
+            pg2.join("chat", pid)
+        print(tracer.trace.log())
+        tracer.trace.diagram().save("join.svg")
+    """
+
+    def __init__(
+        self,
+        cluster: Any = None,
+        procs: Iterable[Item] = ("global_name_server", "pg2"),
+        aliases: dict[Pid, str] | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        """Erlang: none (see the class docstring)"""
+        self.cluster = cluster
+        self.procs = list(procs)
+        self.aliases = dict(aliases or {})
+        self.limit = limit
+        self.trace: Trace | None = None
+        self._nodes: list[Node] = []
+        self._t0 = 0.0
+        self._names: dict[Pid, str] = {}
+
+    def _call(self, node: Node, fun: Any, *args: Any) -> Any:
+        """Run ``fun(*args)`` on ``node`` (this node without a cluster).
+
+        Erlang: none (rpc:call/4 through the harness' channel)
+        """
+        if self.cluster is None:
+            return fun(*args)
+        return self.cluster.rpc(node, fun, *args, timeout=10.0)
+
+    def p(self, *items: Item) -> Tracer:
+        """Add processes (pids or registered names) to trace; before :meth:`start`.
+
+        Erlang: dbg:p/2
+        """
+        if self._nodes:
+            raise RuntimeError("repg2.trace: add processes before start()")
+        self.procs.extend(items)
+        return self
+
+    def start(self) -> Tracer:
+        """Plug a recorder into every live node's message path; return self.
+
+        Erlang: dbg:tracer/0
+        Erlang: dbg:p/2
+
+        Names are also resolved to pids on every node now, so a send *by
+        pid* to a traced server on another node is recorded where it leaves.
+        """
+        names = [p for p in self.procs if isinstance(p, str) and p != "all"]
+        pids = {p for p in self.procs if isinstance(p, Pid)}
+        everything = "all" in self.procs
+        for item in self.procs:
+            if not isinstance(item, (Pid, str)):
+                raise TypeError(f"repg2.trace: trace a pid or a registered name, not {item!r}")
+        self._nodes = [erlang.node()] if self.cluster is None else list(self.cluster.live_nodes())
+        for node in self._nodes:
+            for name, pid in self._call(node, _whereis, names).items():
+                pids.add(pid)
+                self._names[pid] = name
+        spec = _Spec(frozenset(pids), frozenset(names), everything, self.limit)
+        try:
+            for node in self._nodes:
+                self._call(node, _install, spec)
+        except BaseException:
+            self._gather(_uninstall)  # leave no hook behind on the nodes that got one
+            self._nodes = []
+            raise
+        self._t0 = time.time()  # times count from here: every node records by now
+        return self
+
+    def stop(self, settle: float = 1.0, quiet: float = 0.05) -> Trace:
+        """Stop tracing on every node, collect the records, pair sends with receipts; return the trace.
+
+        Erlang: dbg:stop_clear/0
+
+        Messages may still be in flight when the traced work returns (a
+        cast, an exchange, a message forwarded on). Before unplugging, the
+        tracer polls the nodes until every recorded send has its receipt
+        and nothing new was recorded for ``quiet`` seconds, for at most
+        ``settle`` seconds; what stays unpaired after that is drawn as lost.
+        """
+        if not self._nodes:
+            raise RuntimeError("repg2.trace: stop() without start()")
+        deadline = time.monotonic() + settle
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            events, _dropped, _missing = self._gather(_snapshot)
+            if len(events) != seen:
+                seen, since = len(events), time.monotonic()
+            elif not _pair(events)[1] and time.monotonic() - since >= quiet:
+                break
+            time.sleep(0.005)  # polling interval of a deadline-bounded wait for messages in flight
+        events, dropped, missing = self._gather(_uninstall)
+        self._nodes, nodes = [], self._nodes
+        self.trace = _build(events, nodes, self._t0, self._names, self.aliases, self.procs, dropped, missing)
+        return self.trace
+
+    def _gather(self, fun: Any) -> tuple[list[Event], int, list[Node]]:
+        """Run ``fun`` (snapshot or uninstall) on every traced node; merge what they return.
+
+        Erlang: none (rpc:multicall/4 over the traced nodes)
+        """
+        events: list[Event] = []
+        dropped = 0
+        missing: list[Node] = []
+        for node in self._nodes:
+            try:
+                got, lost = self._call(node, fun, node != erlang.node())
+            except Exception as exc:  # noqa: BLE001 - a dead node keeps its records; say so and go on
+                log.warning("repg2.trace: no records from %s: %r", node, exc)
+                missing.append(node)
+                continue
+            events.extend(got)
+            dropped += lost
+        return events, dropped, missing
+
+    def __enter__(self) -> Tracer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._nodes:
+            self.stop()
+
+
+# == Pairing sends with receipts ===========================================================
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Compare two messages as terms; an exotic ``__eq__`` that fails counts as different.
+
+    Erlang: none (=:= on terms)
+    """
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - e.g. array comparisons
+        return False
+
+
+def _pair(events: list[Event]) -> tuple[list[tuple[Event | None, Event | None]], list[Event]]:
+    """Pair each remote send with its receipt; return ``(pairs, unpaired sends)``.
+
+    Erlang: none (what a reader of two nodes' dbg logs does by hand)
+
+    A pair is ``(send, receive)``; a local delivery is ``(None, receive)``;
+    a lost message ``(send, None)``. Receipts are taken in time order and
+    each is claimed by the earliest unpaired send to the same receiver (by
+    pid, or by the name the send was addressed to) with an equal message:
+    between two processes, messages arrive in the order sent.
+    """
+    ordered = sorted(events, key=lambda e: (e.time, e.node, e.seq))
+    pending: dict[Node, list[Event]] = {}  # unpaired sends, by the node they went to, oldest first
+    for event in ordered:
+        if event.kind == "send":
+            pending.setdefault(event.receiver_node, []).append(event)
+    pairs: list[tuple[Event | None, Event | None]] = []
+    for event in ordered:
+        if event.kind != "receive":
+            continue
+        match = None
+        if event.sender is None:  # an arrival from another node, or a message the runtime made
+            sends = pending.get(event.node, [])
+            for i, send in enumerate(sends):
+                if send.receiver is not None:
+                    to_it = send.receiver == event.receiver
+                else:
+                    to_it = send.receiver_name is not None and send.receiver_name == event.receiver_name
+                if to_it and _same(send.msg, event.msg):
+                    match = sends.pop(i)  # in order, so usually the first: the scan stays short
+                    break
+        if match is not None:
+            pairs.append((match, event))
+        elif event.traced:
+            pairs.append((None, event))
+    lost = [s for sends in pending.values() for s in sends]
+    pairs.extend((s, None) for s in lost)
+    return pairs, lost
+
+
+def _implied_sender(msg: Any) -> Pid | None:
+    """Return who a runtime-made message comes from: the pid in a ``'DOWN'`` or ``'EXIT'``.
+
+    Erlang: none (in Erlang a 'DOWN' appears to come from the monitored process)
+    """
+    if isinstance(msg, tuple):
+        if len(msg) == 5 and msg[0] == "DOWN" and isinstance(msg[3], Pid):
+            return msg[3]
+        if len(msg) == 3 and msg[0] == "EXIT" and isinstance(msg[1], Pid):
+            return msg[1]
+    return None
+
+
+def _build(
+    events: list[Event],
+    nodes: list[Node],
+    t0: float,
+    names: dict[Pid, str],
+    aliases: dict[Pid, str],
+    procs: list[Item],
+    dropped: int,
+    missing: list[Node],
+) -> Trace:
+    """Turn every node's events into the messages of one trace.
+
+    Erlang: none (assembling a trace for reading)
+    """
+    # Every traced process gets a lifeline: the names resolved at the start, the pids given.
+    watched = sorted(set(names) | {p for p in procs if isinstance(p, Pid)}, key=lambda p: p._key())
+    names = dict(names)
+    for event in events:
+        if event.sender is not None and event.sender_name:
+            names.setdefault(event.sender, event.sender_name)
+        if event.kind == "receive" and event.receiver is not None and event.receiver_name:
+            names.setdefault(event.receiver, event.receiver_name)
+    by_name = {(pid.node, name): pid for pid, name in names.items()}
+    messages = []
+    for send, receipt in _pair(events)[0]:
+        first = send if send is not None else receipt
+        assert first is not None
+        sender = first.sender if first.sender is not None else _implied_sender(first.msg)
+        receiver = receipt.receiver if receipt is not None else first.receiver
+        receiver_name = first.receiver_name if receipt is None else receipt.receiver_name
+        if receiver is None and receiver_name is not None:
+            receiver = by_name.get((first.receiver_node, receiver_name))
+        messages.append(
+            Message(
+                sender=sender,
+                sender_node=sender.node if sender is not None else first.node,
+                receiver=receiver,
+                receiver_name=receiver_name,
+                receiver_node=first.receiver_node,
+                msg=first.msg,
+                sent=first.time - t0,
+                received=None if receipt is None else receipt.time - t0,
+            )
+        )
+    messages.sort(key=lambda m: (m.sent, m.received if m.received is not None else m.sent))
+    kept = sorted((e for e in events if e.traced), key=lambda e: (e.time, e.node, e.seq))
+    order = [p for p in procs if isinstance(p, str)]
+    return Trace(nodes, messages, kept, names, dict(aliases), order, t0, dropped, missing, watched)
+
+
+# == Printing terms and tags ===================================================================
+
+_BARE_ATOM = re.compile(r"^[a-z][A-Za-z0-9_@]*$")
+
+
+def short_node(node: Node) -> str:
+    """Return the short name of a node: ``'b'`` for ``'b@127.0.0.1'``.
+
+    Erlang: none (presentation)
+    """
+    return node.split("@", 1)[0]
+
+
+def format_term(term: Any, limit: int | None = None) -> str:
+    """Print a term in Erlang syntax: ``{'$gen_call',{<a.87.0>,#Ref<a.12>},{join,chat,<b.40.0>}}``.
+
+    Erlang: io_lib:format/2 (the ~p directive, without line breaks)
+
+    Strings are atoms (the project's convention), quoted when Erlang would
+    quote them; tuples are ``{}``, lists ``[]``, booleans ``true``/``false``.
+    A pid prints as ``<node.id.0>`` and a reference as ``#Ref<node.id>``:
+    the short node name stands where Erlang prints a node index. With
+    ``limit``, the text is cut to that many characters, ending in ``...``.
+    """
+    text = _term(term)
+    if limit is not None and len(text) > limit:
+        return text[: max(0, limit - 3)] + "..."
+    return text
+
+
+def _term(term: Any) -> str:
+    """Print one term (see :func:`format_term`).
+
+    Erlang: none (the recursion of io_lib's term printer)
+    """
+    if isinstance(term, bool):
+        return "true" if term else "false"
+    if isinstance(term, str):
+        return term if _BARE_ATOM.match(term) else "'" + term.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(term, Pid):
+        return f"<{short_node(term.node)}.{term.id}.0>"
+    if isinstance(term, Ref):
+        return f"#Ref<{short_node(term.node)}.{term.id}>"
+    if isinstance(term, tuple):
+        return "{" + ",".join(_term(t) for t in term) + "}"
+    if isinstance(term, list):
+        return "[" + ",".join(_term(t) for t in term) + "]"
+    return repr(term)
+
+
+def _is_tag(term: Any) -> bool:
+    """Say whether a term is a call's tag: a ref, or ``(ref, node)`` as multi_call makes them.
+
+    Erlang: none (the shapes of gen's reply tags)
+    """
+    return isinstance(term, Ref) or (isinstance(term, tuple) and len(term) == 2 and isinstance(term[0], Ref))
+
+
+def _head(term: Any) -> str:
+    """Return the tag of a request: its first atom, or the term itself when short.
+
+    Erlang: none (presentation)
+    """
+    if isinstance(term, tuple) and term and isinstance(term[0], str):
+        return _term(term[0]) if not _BARE_ATOM.match(term[0]) else term[0]
+    return format_term(term, 16)
+
+
+def tag_of(msg: Any) -> str:
+    """Return the short label the diagram puts on a message's arrow.
+
+    Erlang: none (presentation: the message's tag, as a reader names it)
+
+    ``$gen_call set_lock`` (a gen_server call and its request's tag),
+    ``$gen_cast exchange``, ``system get_state``, ``reply true`` (the answer
+    to a call: ``{Tag, Reply}``), ``DOWN``, ``EXIT``, or the first atom of
+    any other tuple (``nodeup``, ``new_pg2``).
+    """
+    match msg:
+        case ("$gen_call", _from, request):
+            return f"$gen_call {_head(request)}"
+        case ("$gen_cast", request):
+            return f"$gen_cast {_head(request)}"
+        case ("system", _from, request):
+            return f"system {_head(request)}"
+        case (tag, answer) if _is_tag(tag):
+            return f"reply {format_term(answer, 14)}"
+        case (str() as first, *_):
+            return first
+        case str():
+            return msg
+        case Unpicklable():
+            return "?"
+    return format_term(msg, 16)
+
+
+def _kind(msg: Any) -> str:
+    """Sort a message into the diagram's styles: call, reply, cast, signal or info.
+
+    Erlang: none (presentation)
+    """
+    match msg:
+        case ("$gen_call", _, _) | ("system", _, _):
+            return "call"
+        case (tag, _) if _is_tag(tag):
+            return "reply"
+        case ("$gen_cast", _):
+            return "cast"
+        case ("DOWN", *_) | ("EXIT", *_) | ("nodedown", *_):
+            return "signal"
+    return "info"
+
+
+# == The trace, as read ===============================================================================
+
+
+@dataclass
+class Trace:
+    """The messages a :class:`Tracer` recorded, ready to read, search and draw.
+
+    Erlang: none (the output of dbg, collected)
+
+    ``messages`` are in the order sent. ``events`` are the raw records of
+    the traced processes, node by node (see :meth:`format_events`).
+    ``missing`` lists nodes whose records could not be collected;
+    ``dropped`` counts events over a node's limit; ``watched`` are the
+    traced pids (the registered names resolved on every node, and the pids
+    given), each of which gets a lifeline.
+    """
+
+    nodes: list[Node]
+    messages: list[Message]
+    events: list[Event]
+    names: dict[Pid, str]
+    aliases: dict[Pid, str]
+    order: list[str]
+    t0: float
+    dropped: int = 0
+    missing: list[Node] = field(default_factory=list)
+    watched: list[Pid] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def who(self, pid: Pid | None, node: Node | None = None, name: str | None = None) -> str:
+        """Name a process for a reader: its alias, its registered name, or its pid; with its node.
+
+        Erlang: none (presentation)
+        """
+        return f"{self.label(pid, name)}@{short_node(pid.node if pid is not None else node or '?')}"
+
+    def label(self, pid: Pid | None, name: str | None = None) -> str:
+        """Name a process without its node: alias, registered name, pid, or ``?``.
+
+        Erlang: none (presentation)
+        """
+        if pid is not None and pid in self.aliases:
+            return self.aliases[pid]
+        if pid is not None and pid in self.names:
+            return self.names[pid]
+        if name is not None:
+            return name
+        return "?" if pid is None else format_term(pid)
+
+    def labels(self) -> list[str]:
+        """Return every message's label, in order.
+
+        Erlang: none (presentation)
+        """
+        return [m.label for m in self.messages]
+
+    def find(
+        self,
+        label: str | None = None,
+        sender: str | Pid | None = None,
+        receiver: str | Pid | None = None,
+        node: Node | None = None,
+    ) -> list[Message]:
+        """Return the messages with this label (or label prefix), sender, receiver, receiving node.
+
+        Erlang: none (a filter over the trace, as one greps a dbg log)
+
+        ``sender`` and ``receiver`` are pids or labels (an alias or a
+        registered name, e.g. ``'pg2'``).
+        """
+
+        def matches(who: str | Pid | None, pid: Pid | None, name: str | None) -> bool:
+            """Say whether a message's end is ``who``.
+
+            Erlang: none (part of the filter)
+            """
+            if who is None:
+                return True
+            if isinstance(who, Pid):
+                return pid == who
+            return self.label(pid, name) == who
+
+        return [
+            m
+            for m in self.messages
+            if (label is None or m.label == label or m.label.startswith(label + " "))
+            and matches(sender, m.sender, None)
+            and matches(receiver, m.receiver, m.receiver_name)
+            and (node is None or m.receiver_node == node)
+        ]
+
+    def log(self, width: int = 110) -> str:
+        """Render the trace as a text log, one message a line, in the order sent.
+
+        Erlang: dbg:dhandler/2 (the default handler that prints each trace message)
+
+        Columns: milliseconds since the start when sent and when received
+        (``lost`` if never), sender, receiver, label, then the message in
+        Erlang syntax, cut to fit ``width``.
+        """
+        rows = []
+        for m in self.messages:
+            got = "lost" if m.received is None else f"{m.received * 1000:8.2f}"
+            rows.append(
+                (
+                    f"{m.sent * 1000:8.2f}",
+                    f"{got:>8}",
+                    self.who(m.sender, m.sender_node),
+                    self.who(m.receiver, m.receiver_node, m.receiver_name),
+                    m.label,
+                    m.msg,
+                )
+            )
+        w_from = max([len(r[2]) for r in rows] + [4])
+        w_to = max([len(r[3]) for r in rows] + [2])
+        w_tag = max([len(r[4]) for r in rows] + [5])
+        head = f"{'sent ms':>8} {'recv ms':>8}  {'from':<{w_from}}    {'to':<{w_to}}  {'label':<{w_tag}}  message"
+        lines = [head, "-" * min(width, len(head) + 20)]
+        for sent, got, frm, to, tag, msg in rows:
+            line = f"{sent} {got}  {frm:<{w_from}} -> {to:<{w_to}}  {tag:<{w_tag}}  "
+            lines.append(line + format_term(msg, max(16, width - len(line))))
+        if not rows:
+            lines.append("(no messages)")
+        if self.missing:
+            lines.append(f"(no records from {', '.join(self.missing)})")
+        if self.dropped:
+            lines.append(f"({self.dropped} events dropped over the limit)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.log()
+
+    def format_events(self, width: int = 110) -> str:
+        """Render the raw events as dbg prints them: ``(pid) << Msg`` and ``(pid) To ! Msg``.
+
+        Erlang: dbg:dhandler/2
+
+        One line per event of a traced process, as each node recorded it, in
+        time order; the sender of a message that came from another node is
+        shown as ``(?)``, as the receiving node does not know it.
+        """
+        lines = []
+        for e in self.events:
+            at = f"{(e.time - self.t0) * 1000:8.2f} ms {short_node(e.node)}:"
+            if e.kind == "receive":
+                line = f"{at} ({self.label(e.receiver, e.receiver_name)}) << "
+            else:
+                to = self.who(e.receiver, e.receiver_node, e.receiver_name)
+                line = f"{at} ({self.label(e.sender)}) {to} ! "
+            lines.append(line + format_term(e.msg, max(16, width - len(line))))
+        return "\n".join(lines) if lines else "(no events)"
+
+    def index(self, label: str) -> int:
+        """Return the position of the first message with this label (or label prefix).
+
+        Erlang: none (a search in the trace; for marking sections of a diagram)
+
+        Raises:
+            ValueError: no message has that label.
+        """
+        for i, m in enumerate(self.messages):
+            if m.label == label or m.label.startswith(label + " "):
+                return i
+        raise ValueError(f"repg2.trace: no message labelled {label!r}")
+
+    def diagram(
+        self, title: str | None = None, max_messages: int = 150, sections: dict[str, int] | None = None
+    ) -> SequenceDiagram:
+        """Return the sequence diagram of this trace (draws nothing until asked).
+
+        Erlang: none (presentation)
+
+        ``sections`` names phases by the position of their first message
+        (``{'lock': 0, 'work': trace.index('$gen_call join')}``): each starts
+        with a rule across the diagram and its name in the left margin.
+        """
+        return SequenceDiagram(self, title, max_messages, sections)
+
+    def save(self, path: str | Path, title: str | None = None) -> Path:
+        """Save the sequence diagram as SVG or PNG (by the file's suffix); return the path.
+
+        Erlang: none (presentation)
+        """
+        return self.diagram(title).save(path)
+
+    def _repr_png_(self) -> bytes:
+        """Show the trace as its sequence diagram in Jupyter.
+
+        Erlang: none (IPython's display protocol)
+        """
+        return self.diagram().png()
+
+
+# == The picture ===============================================================================
+
+_STYLE = {  # kind: (colour, line style, what the legend calls it)
+    "call": ("#1f5fa8", "-", "call ($gen_call, system)"),
+    "reply": ("#6b6b6b", "--", "reply {Tag, Reply}"),
+    "cast": ("#2e8b57", "-", "cast ($gen_cast)"),
+    "signal": ("#c0392b", "-", "DOWN / EXIT"),
+    "info": ("#7d3c98", "-", "other message"),
+}
+_NODE_FILLS = ("#e8f0fa", "#f8f0e0", "#e9f5ea", "#f5e9f2", "#f0f0f0")  # one tint per node, in turn
+COLUMN_IN = 1.55  # inches per lifeline
+ROW_IN = 0.40  # inches per message row
+HEAD_ROWS = 2.2  # rows above the first message: node names, lifeline boxes
+MONO = "monospace"  # DejaVu Sans Mono (ships with matplotlib); an SVG also names fallbacks for browsers
+_LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.9}
+
+
+@dataclass
+class _Lifeline:
+    """One process's column in the diagram.
+
+    Erlang: none (presentation)
+    """
+
+    key: Any  # a Pid, ('name', node, name) for a receiver known only by name, ('edge', node)
+    node: Node
+    label: str
+    x: float = 0.0
+
+
+class Picture:
+    """A matplotlib figure that shows itself in Jupyter and saves itself as SVG or PNG.
+
+    Erlang: none (presentation)
+
+    The figure is drawn on first use (by ``draw``, or by a subclass's
+    ``_draw``), without pyplot, so no GUI backend is involved and nothing is
+    left open. In Jupyter the picture displays as PNG.
+    """
+
+    def __init__(self, figure: Any = None) -> None:
+        """Erlang: none (see the class docstring)"""
+        self._figure = figure
+
+    @property
+    def figure(self) -> Any:
+        """The matplotlib ``Figure``, drawn on first use.
+
+        Erlang: none (presentation)
+        """
+        if self._figure is None:
+            self._figure = self._draw()
+        return self._figure
+
+    def _draw(self) -> Any:
+        """Draw the figure (subclasses do).
+
+        Erlang: none (presentation)
+        """
+        raise NotImplementedError
+
+    def save(self, path: str | Path, dpi: int = 130) -> Path:
+        """Write the picture as SVG or PNG, chosen by the suffix; return the path.
+
+        Erlang: none (presentation)
+
+        The SVG carries no date and stable ids, so saving the same picture
+        twice gives the same file.
+        """
+        path = Path(path)
+        fmt = path.suffix.lstrip(".").lower()
+        if fmt not in ("svg", "png"):
+            raise ValueError(f"repg2.trace: save as .svg or .png, not {path.name!r}")
+        path.write_bytes(render(self.figure, fmt, dpi))
+        return path
+
+    def svg(self) -> str:
+        """Return the picture as SVG text.
+
+        Erlang: none (presentation)
+        """
+        return render(self.figure, "svg").decode("utf-8")
+
+    def png(self, dpi: int = 100) -> bytes:
+        """Return the picture as PNG bytes.
+
+        Erlang: none (presentation)
+        """
+        return render(self.figure, "png", dpi)
+
+    def _repr_png_(self) -> bytes:
+        """Show the picture in Jupyter.
+
+        Erlang: none (IPython's display protocol)
+        """
+        return self.png()
+
+
+class SequenceDiagram(Picture):
+    """A trace drawn as a sequence diagram with matplotlib: lifelines by node, one arrow per message.
+
+    Erlang: none (presentation; et_viewer is Erlang's graphical sequence chart)
+
+    Lifelines are grouped by node, in the cluster's order; in a node,
+    aliased processes come first, then unnamed ones, then the traced names
+    in the order given to the tracer. Every traced process has a lifeline,
+    silent or not. Time runs down, one row per message in the order sent;
+    the left margin gives the send time in ms. Calls are solid blue,
+    replies dashed grey, casts green, ``DOWN``/``EXIT`` red. A message that
+    was never received ends in a cross (lost); one whose sender is unknown
+    starts from a dot at its node's edge (found).
+    """
+
+    def __init__(
+        self,
+        trace: Trace,
+        title: str | None = None,
+        max_messages: int = 150,
+        sections: dict[str, int] | None = None,
+    ) -> None:
+        """Erlang: none (see the class docstring)"""
+        super().__init__()
+        self.trace = trace
+        self.title = title
+        self.max_messages = max_messages
+        self.sections = dict(sections or {})
+
+    # -- Layout ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _party(pid: Pid | None, node: Node, name: str | None) -> Any:
+        """Return the key of the lifeline a message end belongs to.
+
+        Erlang: none (presentation)
+        """
+        if pid is not None:
+            return pid
+        return ("name", node, name) if name is not None else ("edge", node)
+
+    def _lifelines(self, messages: list[Message]) -> tuple[list[_Lifeline], list[Node]]:
+        """Choose and order the lifelines: by node, then aliases, unnamed pids, traced names.
+
+        Erlang: none (presentation)
+        """
+        trace = self.trace
+        found: dict[Any, _Lifeline] = {pid: _Lifeline(pid, pid.node, trace.label(pid)) for pid in trace.watched}
+        for m in messages:
+            ends = [(self._party(m.receiver, m.receiver_node, m.receiver_name), m.receiver, m.receiver_node)]
+            if m.sender is not None:
+                ends.append((m.sender, m.sender, m.sender_node))
+            for key, pid, node in ends:
+                if key not in found:
+                    name = key[2] if isinstance(key, tuple) else None
+                    found[key] = _Lifeline(key, node, trace.label(pid, name))
+        nodes = list(trace.nodes) + sorted({line.node for line in found.values()} - set(trace.nodes))
+        aliases = list(trace.aliases)
+
+        def rank(line: _Lifeline) -> tuple[Any, ...]:
+            """Sort key: node, then alias order, unnamed pids, traced names in order, other names.
+
+            Erlang: none (presentation)
+            """
+            node_rank = nodes.index(line.node)
+            if line.key in trace.aliases:
+                return (node_rank, 0, aliases.index(line.key), "")
+            if line.label in trace.order:
+                return (node_rank, 2, trace.order.index(line.label), "")
+            if isinstance(line.key, Pid) and line.key not in trace.names:
+                return (node_rank, 1, line.key.id, "")
+            return (node_rank, 3, 0, line.label)
+
+        lines = sorted(found.values(), key=rank)
+        for i, line in enumerate(lines):
+            line.x = float(i)
+        return lines, [n for n in nodes if any(line.node == n for line in lines)]
+
+    # -- Drawing -----------------------------------------------------------------------------
+
+    def _draw(self) -> Any:
+        """Draw the diagram on a new Figure.
+
+        Erlang: none (presentation)
+        """
+        from matplotlib.figure import Figure
+
+        messages = self.trace.messages[: self.max_messages]
+        lines, nodes = self._lifelines(messages)
+        # One row per message, and half a row more above each section's first message.
+        starts = sorted(row for row in self.sections.values() if 0 <= row < len(messages))
+        ys = [row + 0.6 * sum(1 for start in starts if start <= row) for row in range(len(messages))]
+        ncols, nrows = max(1, len(lines)), max(1.0, ys[-1] + 1 if ys else 1.0)
+        fig = Figure(figsize=(1.0 + ncols * COLUMN_IN, (nrows + HEAD_ROWS + 1.6) * ROW_IN))
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_xlim(-1.1, ncols - 0.45)
+        ax.set_ylim(nrows + 1.1, -HEAD_ROWS - 0.5)  # rows count down the page
+        ax.axis("off")
+        self._draw_nodes(ax, lines, nodes, nrows)
+        self._draw_lifelines(ax, lines, nrows)
+        by_key = {line.key: line for line in lines}
+        for y, m in zip(ys, messages, strict=True):
+            self._draw_message(ax, y, m, by_key, lines)
+        for name, row in self.sections.items():
+            if 0 <= row < len(messages):
+                rule = ys[row] - 0.62
+                ax.plot([-0.47, ncols - 0.53], [rule, rule], color="#444444", lw=0.8, zorder=6)
+                ax.text(-1.06, rule, name, va="center", fontsize=9, weight="bold", zorder=7, bbox=_LABEL_BOX)
+        middle = (ncols - 1) / 2
+        if not messages:
+            ax.text(middle, 0.3, "no messages", ha="center", va="center", fontsize=11, style="italic", bbox=_LABEL_BOX)
+        if len(self.trace.messages) > len(messages):
+            more = len(self.trace.messages) - len(messages)
+            ax.text(middle, nrows, f"... and {more} more messages", ha="center", va="top", fontsize=8, style="italic")
+        self._draw_legend(fig, messages)
+        if self.title:
+            fig.suptitle(self.title, fontsize=12, y=1.0, va="bottom")
+        return fig
+
+    @staticmethod
+    def _draw_nodes(ax: Any, lines: list[_Lifeline], nodes: list[Node], nrows: float) -> None:
+        """Draw a tinted band behind each node's lifelines, with the node's name on top.
+
+        Erlang: none (presentation)
+        """
+        from matplotlib.patches import Rectangle
+
+        for i, node in enumerate(nodes):
+            xs = [line.x for line in lines if line.node == node]
+            left, right = min(xs) - 0.47, max(xs) + 0.47
+            band = Rectangle((left, -HEAD_ROWS - 0.25), right - left, nrows + HEAD_ROWS + 0.4, zorder=0)
+            band.set_color(_NODE_FILLS[i % len(_NODE_FILLS)])
+            ax.add_patch(band)
+            title = f"node {node}"
+            if len(title) * 0.1 > (right - left) * COLUMN_IN:  # about 0.1 inch a bold character
+                title = f"node {short_node(node)}"
+            ax.text((left + right) / 2, -HEAD_ROWS + 0.05, title, ha="center", va="center", fontsize=10, weight="bold")
+
+    @staticmethod
+    def _draw_lifelines(ax: Any, lines: list[_Lifeline], nrows: float) -> None:
+        """Draw each lifeline: a box with the process's name, a dashed line down.
+
+        Erlang: none (presentation)
+        """
+        from matplotlib.patches import FancyBboxPatch
+
+        for line in lines:
+            ax.plot([line.x, line.x], [-0.75, nrows + 0.1], color="#9a9a9a", lw=0.9, ls=(0, (3, 3)), zorder=1)
+            box = FancyBboxPatch((line.x - 0.44, -1.35), 0.88, 0.6, boxstyle="round,pad=0.02,rounding_size=0.08")
+            box.set(facecolor="white", edgecolor="#555555", lw=0.9, zorder=2)
+            ax.add_patch(box)
+            ax.text(line.x, -1.05, _fit(line.label, 19), ha="center", va="center", fontsize=8.5, family=MONO, zorder=3)
+
+    def _draw_message(
+        self, ax: Any, y: float, m: Message, by_key: dict[Any, _Lifeline], lines: list[_Lifeline]
+    ) -> None:
+        """Draw one message: its send time on the left, an arrow, its label above the arrow.
+
+        Erlang: none (presentation)
+        """
+        colour, style, _ = _STYLE[_kind(m.msg)]
+        text = {"fontsize": 8.5, "color": colour, "family": MONO, "zorder": 5, "bbox": _LABEL_BOX}
+        ax.text(-1.05, y, f"{m.sent * 1000:7.2f} ms", va="center", fontsize=8, color="#555555", family=MONO)
+        target = by_key[self._party(m.receiver, m.receiver_node, m.receiver_name)]
+        found = m.sender is None or m.sender not in by_key
+        # A found message (unknown sender) starts at the edge of its receiver's node group.
+        x0 = min(line.x for line in lines if line.node == target.node) - 0.45 if found else by_key[m.sender].x
+        x1 = target.x
+        label = m.label if m.received is not None else m.label + " (lost)"
+        arrow = {"arrowstyle": "-|>", "color": colour, "lw": 1.3, "ls": style, "shrinkA": 0, "shrinkB": 0}
+        if x0 == x1:  # a message to itself: a small loop to the right of the lifeline
+            arrow.update(lw=1.1, connectionstyle="arc,angleA=0,angleB=0,armA=22,armB=22,rad=4")
+            ax.annotate("", xy=(x1 + 0.03, y + 0.18), xytext=(x1 + 0.03, y - 0.18), arrowprops=arrow, zorder=4)
+            ax.text(x1 + 0.3, y, label, ha="left", va="center", **text)
+            return
+        end = x1 - (0.03 if x1 > x0 else -0.03)
+        ax.annotate("", xy=(end, y), xytext=(x0, y), arrowprops={**arrow, "mutation_scale": 11}, zorder=4)
+        if found:
+            ax.plot([x0], [y], marker="o", color=colour, markersize=4.5, zorder=5)
+        if m.received is None:  # lost: a cross where it would have arrived
+            ax.plot([x1], [y], marker="x", color="#c0392b", markersize=8, mew=2, zorder=6)
+        ax.text((x0 + x1) / 2, y - 0.13, label, ha="center", va="bottom", **text)
+
+    @staticmethod
+    def _draw_legend(fig: Any, messages: list[Message]) -> None:
+        """Explain the arrow styles that occur, under the diagram.
+
+        Erlang: none (presentation)
+        """
+        from matplotlib.lines import Line2D
+
+        kinds = sorted({_kind(m.msg) for m in messages}, key=list(_STYLE).index)
+        handles = [Line2D([], [], color=_STYLE[k][0], ls=_STYLE[k][1], lw=1.3, label=_STYLE[k][2]) for k in kinds]
+        if any(m.received is None for m in messages):
+            handles.append(Line2D([], [], color="#c0392b", marker="x", ls="none", mew=2, label="lost"))
+        if any(m.sender is None for m in messages):
+            handles.append(Line2D([], [], color="#555555", marker="o", ls="none", label="sender unknown"))
+        if handles:
+            fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+
+
+def render(figure: Any, fmt: str, dpi: int = 100) -> bytes:
+    """Render a matplotlib figure as SVG or PNG bytes that do not change from run to run.
+
+    Erlang: none (presentation; also used by the notebooks' other pictures)
+
+    No date in the SVG, fixed element ids, text kept as text (so the SVG
+    is small and searchable), the bounding box fitted to what is drawn.
+    """
+    import matplotlib
+
+    buffer = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with matplotlib.rc_context({"svg.hashsalt": "repg2", "svg.fonttype": "none"}):
+        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _fit(text: str, width: int) -> str:
+    """Cut a label to ``width`` characters, marking the cut.
+
+    Erlang: none (presentation)
+    """
+    return text if len(text) <= width else text[: width - 1] + "\u2026"

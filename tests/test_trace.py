@@ -1,0 +1,336 @@
+"""The message tracer: what a join across three nodes sends, and that tracing off costs no hook.
+
+The distributed cases trace real nodes (``Cluster``) and assert on the
+*set* of messages a pg2 write sends (the order between nodes is not fixed,
+the phases are: lock, work, release). The others run on this node alone, or
+on hand-made events for the pairing of sends with receipts. Waiting is on
+conditions with deadlines, never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from repg2 import erlang, pg2, trace
+from repg2.cluster import Cluster
+from repg2.demo import member_loop
+from repg2.erlang import Pid, Ref
+from repg2.pg2_checks import stop_pg2
+from repg2.trace import Event, Tracer, format_term, tag_of
+
+pytestmark = pytest.mark.timeout(60)
+
+GNS = "global_name_server"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll until ``condition()`` holds, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def fresh() -> Iterator[None]:
+    """A fresh pg2 on this node, and no trace hook left behind by the test."""
+    stop_pg2()
+    yield
+    stop_pg2()
+    erlang._set_trace_hook(None)
+
+
+@pytest.fixture
+def cluster3(fresh: None) -> Iterator[Cluster]:
+    """Three nodes, this one (a), b and c, with pg2 started on every node first."""
+    with Cluster(3) as cluster:
+        for node in cluster.nodes:
+            assert cluster.rpc(node, pg2.start)[0] == "ok"
+        yield cluster
+
+
+# == Across three nodes ===========================================================================
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_join_across_three_nodes_is_traced(cluster3: Cluster, tmp_path) -> None:
+    """A join takes the lock on the three global servers, calls the three pg2 servers, and releases."""
+    nodes = cluster3.nodes
+    me = erlang.self()
+    assert pg2.create("traced") == "ok"
+    member = cluster3.spawn(nodes[1], member_loop)
+    with Tracer(cluster3, [GNS, "pg2", me], aliases={me: "caller"}) as tracer:
+        assert pg2.join("traced", member) == "ok"
+    tr = tracer.trace
+    assert tr is not None and not tr.missing and not tr.dropped
+
+    def to_each(label: str, server: str) -> list[trace.Message]:
+        """The calls with this label from the caller: exactly one to ``server`` on each node."""
+        calls = tr.find(label, sender=me, receiver=server)
+        assert sorted(m.receiver_node for m in calls) == sorted(nodes), tr.log()
+        return calls
+
+    set_locks = to_each("$gen_call set_lock", GNS)
+    joins = to_each("$gen_call join", "pg2")
+    del_locks = to_each("$gen_call del_lock", GNS)
+    for calls, answer in ((set_locks, True), (joins, "ok"), (del_locks, True)):
+        for call in calls:
+            assert call.msg[2][0] in ("set_lock", "join", "del_lock")
+            # Each call has its reply, from the server called, back to the caller.
+            tag = call.msg[1][1]
+            replies = [m for m in tr.messages if m.msg == (tag, answer)]
+            assert len(replies) == 1, tr.log()
+            assert replies[0].sender == call.receiver and replies[0].receiver == me
+    assert joins[0].msg[2] == ("join", "traced", member)
+    # Lock, then work, then release: the phases do not overlap.
+    assert max(m.sent for m in set_locks) < min(m.sent for m in joins)
+    assert max(m.sent for m in joins) < min(m.sent for m in del_locks)
+    # Remote messages are paired: sent on one node, received on another, none lost.
+    assert all(m.received is not None and m.received >= m.sent - 0.001 for m in tr.messages)
+    assert len(tr.messages) == 18, tr.log()
+    text = tr.log()
+    assert "caller@a" in text and "global_name_server@c" in text and "$gen_call del_lock" in text
+    png = tr.save(tmp_path / "join.png")
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_create_of_an_existing_group_sends_nothing(cluster3: Cluster) -> None:
+    """pg2:create/1 of a group this node knows reads its own table and sends no message at all."""
+    me = erlang.self()
+    assert pg2.create("known") == "ok"
+    with Tracer(cluster3, [GNS, "pg2", me]) as tracer:
+        assert pg2.create("known") == "ok"
+        assert pg2.get_members("known") == []
+    assert tracer.trace is not None and tracer.trace.messages == []
+    assert "(no messages)" in tracer.trace.log()
+    # Every traced server still gets a lifeline in the (empty) picture.
+    assert len(tracer.trace.watched) == 2 * len(cluster3.nodes) + 1
+
+
+@pytest.mark.distributed
+@pytest.mark.timeout(120)
+def test_tracing_off_leaves_no_hook_on_any_node(cluster3: Cluster) -> None:
+    """Before start and after stop, no node's message path has a hook; in between, every node's has."""
+    nodes = cluster3.nodes
+    assert erlang._trace_hook is None
+    assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
+    tracer = Tracer(cluster3, ["pg2"]).start()
+    try:
+        assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [True] * 3
+    finally:
+        tracer.stop()
+    assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
+    assert erlang._trace_hook is None
+
+
+# == On this node ===================================================================================
+
+
+def test_local_join_is_three_calls_and_three_replies(fresh: None) -> None:
+    """On a lone node a join is set_lock, join and del_lock to the local servers, each answered."""
+    pg2.start()
+    me = erlang.self()
+    assert pg2.create("solo") == "ok"
+    member = erlang.spawn(member_loop)
+    with Tracer(None, [GNS, "pg2", me], aliases={me: "caller"}) as tracer:
+        assert pg2.join("solo", member) == "ok"
+    tr = tracer.trace
+    assert tr is not None
+    assert tr.labels() == [
+        "$gen_call set_lock",
+        "reply true",
+        "$gen_call join",
+        "reply ok",
+        "$gen_call del_lock",
+        "reply true",
+    ]
+    assert [tr.label(m.sender) for m in tr.messages] == ["caller", GNS, "caller", "pg2", "caller", GNS]
+    assert "(caller) << " in tr.format_events() and "(pg2) << " in tr.format_events()
+    erlang.exit(member, "kill")
+
+
+def test_a_member_death_shows_as_down_from_the_member(fresh: None) -> None:
+    """The pg2 server's 'DOWN' for a dead member is drawn as coming from that member."""
+    pg2.start()
+    member = erlang.spawn(member_loop)
+    assert pg2.create("mortal") == "ok"
+    assert pg2.join("mortal", member) == "ok"
+    with Tracer(None, ["pg2"], aliases={member: "alice"}) as tracer:
+        erlang.exit(member, "kill")
+        wait_until(lambda: pg2.get_members("mortal") == [])
+    tr = tracer.trace
+    assert tr is not None
+    downs = tr.find("DOWN", receiver="pg2")
+    assert len(downs) == 1 and downs[0].sender == member
+    assert tr.label(downs[0].sender) == "alice"
+
+
+def test_tracing_off_adds_no_hook(fresh: None) -> None:
+    """Without a tracer the runtime's hook is None; a tracer plugs it in and takes it out again."""
+    assert erlang._trace_hook is None and not trace.is_tracing()
+    tracer = Tracer(None, ["pg2"]).start()
+    assert trace.is_tracing()
+    tracer.stop()
+    assert erlang._trace_hook is None and not trace.is_tracing()
+
+
+def test_untraced_processes_are_not_recorded(fresh: None) -> None:
+    """Messages between processes that are not traced leave no record."""
+    me = erlang.self()
+    with Tracer(None, ["pg2"]) as tracer:
+        erlang.send(me, "hello")
+        assert erlang.receive(timeout=1) == "hello"
+    assert tracer.trace is not None and tracer.trace.messages == []
+
+
+def test_all_traces_every_process(fresh: None) -> None:
+    """``'all'`` traces every process, as dbg:p(all, m): a message between two unnamed processes is kept."""
+    me = erlang.self()
+    with Tracer(None, ["all"], aliases={me: "me"}) as tracer:
+        erlang.send(me, ("ping", 1))
+        assert erlang.receive(timeout=1) == ("ping", 1)
+    assert tracer.trace is not None
+    (m,) = tracer.trace.find("ping")
+    assert m.sender == me and m.receiver == me and tracer.trace.who(me) == "me@nonode"
+
+
+def test_the_picture_renders_to_svg_and_png(fresh: None, tmp_path) -> None:
+    """The sequence diagram saves as SVG and PNG; the same trace saves to the same SVG twice."""
+    pg2.start()
+    me = erlang.self()
+    assert pg2.create("drawn") == "ok"
+    with Tracer(None, [GNS, "pg2", me], aliases={me: "caller"}) as tracer:
+        assert pg2.join("drawn", me) == "ok"
+    tr = tracer.trace
+    assert tr is not None
+    svg = tr.save(tmp_path / "join.svg", title="pg2:join/2 on one node")
+    png = tr.diagram().save(tmp_path / "join.png")
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text
+    assert "$gen_call set_lock" in text and "global_name_server" in text  # text stays text
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    again = tr.save(tmp_path / "again.svg", title="pg2:join/2 on one node")
+    assert again.read_text() == text
+    phases = {"lock": 0, "work": tr.index("$gen_call join"), "release": tr.index("$gen_call del_lock")}
+    assert phases == {"lock": 0, "work": 2, "release": 4}
+    assert "release" in tr.diagram(sections=phases).svg()
+    with pytest.raises(ValueError):
+        tr.index("$gen_call nothing")
+    assert tr._repr_png_().startswith(b"\x89PNG")
+    with pytest.raises(ValueError):
+        tr.save(tmp_path / "join.pdf")
+    assert pg2.leave("drawn", me) == "ok"
+
+
+# == Pairing sends with receipts (hand-made events) ==================================================
+
+A, B = "a@h", "b@h"
+
+
+def event(kind: str, node: str, t: float, sender: Pid | None, receiver: Pid | None, msg: object, **kw) -> Event:
+    """An event as a node's recorder would make it."""
+    return Event(
+        kind,
+        node,
+        t,
+        kw.get("seq", 0),
+        sender,
+        kw.get("sender_name"),
+        receiver,
+        kw.get("receiver_name"),
+        kw.get("receiver_node", node if receiver is None else receiver.node),
+        msg,
+        kw.get("traced", True),
+    )
+
+
+def test_sends_pair_with_receipts_in_order_and_the_rest_are_lost() -> None:
+    """Two equal messages pair first-with-first; a send without a receipt is lost; stray arrivals drop."""
+    p, q = Pid(A, 1, 1), Pid(B, 2, 1)
+    events = [
+        event("send", A, 1.0, p, q, "ping", seq=0),
+        event("send", A, 2.0, p, q, "ping", seq=1),
+        event("send", A, 3.0, p, None, "pong", receiver_name="srv", receiver_node=B, seq=2),
+        event("receive", B, 1.5, None, q, "ping", seq=0),
+        event("receive", B, 2.5, None, q, "ping", seq=1),
+        event("receive", B, 2.6, None, q, "unrelated", traced=False, seq=2),
+    ]
+    tr = trace._build(events, [A, B], 0.0, {}, {}, [], 0, [])
+    assert [(m.msg, m.sent, m.received) for m in tr.messages] == [
+        ("ping", 1.0, 1.5),
+        ("ping", 2.0, 2.5),
+        ("pong", 3.0, None),
+    ]
+    assert all(m.sender == p for m in tr.messages)
+    assert tr.messages[2].receiver_name == "srv" and "lost" in tr.log()
+
+
+def test_a_send_by_name_pairs_with_the_receipt_of_that_name() -> None:
+    """A send to (name, node) is claimed by the receipt of the process registered under that name."""
+    p, srv = Pid(A, 1, 1), Pid(B, 7, 1)
+    events = [
+        event("send", A, 1.0, p, None, ("x", 1), receiver_name="pg2", receiver_node=B),
+        event("receive", B, 1.2, None, srv, ("x", 1), receiver_name="pg2"),
+    ]
+    tr = trace._build(events, [A, B], 0.0, {}, {}, ["pg2"], 0, [])
+    (m,) = tr.messages
+    assert m.sender == p and m.receiver == srv and m.received == 1.2
+    assert tr.who(m.receiver) == "pg2@b"
+
+
+def test_an_unpicklable_message_travels_as_text() -> None:
+    """A recorded message that cannot be pickled is replaced by its repr before it leaves its node."""
+    lock = __import__("threading").Lock()
+    (portable,) = trace._portable([event("receive", A, 1.0, None, Pid(A, 1, 1), ("held", lock))])
+    assert isinstance(portable.msg, trace.Unpicklable) and "lock" in repr(portable.msg)
+
+
+# == Printing ===========================================================================================
+
+
+@pytest.mark.parametrize(
+    ("msg", "label"),
+    [
+        (("$gen_call", ("from",), ("set_lock", ("id", "me"))), "$gen_call set_lock"),
+        (("$gen_call", ("from",), "stop"), "$gen_call stop"),
+        (("$gen_cast", ("exchange", "a@h", [])), "$gen_cast exchange"),
+        (("system", ("from",), "get_state"), "system get_state"),
+        ((Ref("a@h", 3), "ok"), "reply ok"),
+        (((Ref("a@h", 3), "b@h"), True), "reply true"),
+        (("DOWN", Ref("a@h", 3), "process", Pid("a@h", 1), "killed"), "DOWN"),
+        (("nodeup", "b@h"), "nodeup"),
+        ("hello", "hello"),
+        (42, "42"),
+    ],
+)
+def test_tag_of_names_a_message_by_its_tag(msg: object, label: str) -> None:
+    """Each message shape gets the label its arrow carries."""
+    assert tag_of(msg) == label
+
+
+@pytest.mark.parametrize(
+    ("term", "text"),
+    [
+        (("join", "chat", Pid("b@127.0.0.1", 42, 1)), "{join,chat,<b.42.0>}"),
+        (["a", 1, 2.5], "[a,1,2.5]"),
+        (("$gen_call", True, False), "{'$gen_call',true,false}"),
+        ("b@127.0.0.1", "'b@127.0.0.1'"),
+        ("DOWN", "'DOWN'"),
+        (Ref("a@h", 9), "#Ref<a.9>"),
+    ],
+)
+def test_format_term_prints_erlang_syntax(term: object, text: str) -> None:
+    """Terms print as Erlang prints them, pids and refs naming their node."""
+    assert format_term(term) == text
+
+
+def test_format_term_cuts_long_terms() -> None:
+    """A limit cuts the text and marks the cut."""
+    assert format_term(list(range(100)), 12) == "[0,1,2,3,..."
