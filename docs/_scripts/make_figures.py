@@ -1,0 +1,737 @@
+"""Draw the message diagrams of "How a join travels" as SVG: real traces, or a hand-listed fallback.
+
+Run by the docs build (``docs/_ext/repg2_docs.py`` calls :func:`main` when the
+builder starts) and by hand::
+
+    python docs/_scripts/make_figures.py [OUTDIR]            # as the docs build does (mode from the env)
+    python docs/_scripts/make_figures.py --trace [OUTDIR]    # trace now, on a fresh 3-node cluster
+    python docs/_scripts/make_figures.py --hand [OUTDIR]     # draw the hand-listed messages
+
+Four pictures, each of the processes on three nodes and the messages between
+them, in the order they are sent: ``join.svg`` (one ``pg2:join(g, P)`` from a
+process on node a), ``member-death.svg`` (a member on node b dies),
+``node-death.svg`` (node c is killed), ``heal.svg`` (the partition
+``{a} | {b, c}`` heals).
+
+**Real traces first.** With ``repg2.trace`` available, the pictures are
+recorded: a child process becomes node a of a :class:`repg2.cluster.Cluster`
+of three real nodes, with its own port mapper port so that it never meets
+another cluster of this machine, runs the four scenarios under a
+:class:`repg2.trace.Tracer`, and saves each trace's sequence diagram (SVG)
+and text log. That takes a few seconds, so it is done only when the code
+changed: ``figures.json`` records a hash of ``repg2/**/*.py`` and of this
+script, and a build whose hash matches keeps the pictures it has.
+
+**The fallback** draws the same four stories from message lists written here
+by hand, read off the code (``pg2.join`` runs ``global_.trans`` around
+``gen_server.multi_call(SERVER, ('join', name, pid))``; ``global_.set_lock``
+multi_calls ``('set_lock', id)`` to every ``global_name_server``, ``del_lock``
+multi_calls ``('del_lock', id)``; ``pg2.handle_info`` answers ``nodeup`` with
+an ``exchange`` cast; ``pg2.member_died`` abcasts ``del_member``).
+
+``REPG2_DOCS_FIGURES`` chooses:
+
+- ``auto`` (default): trace if the pictures are missing or stale; if tracing
+  fails, draw the fallback and say so on the page;
+- ``trace``: trace now; a failure is an error;
+- ``keep``: start no node; keep the pictures there are, draw the fallback
+  only for missing ones (what ``tests/test_docs.py`` uses);
+- ``hand``: draw the fallback.
+
+Output is deterministic (no dates, fixed ids), and a file is rewritten only
+when its bytes change, so the SVGs can be committed.
+
+Erlang: none (documentation figures)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DEFAULT_OUT = HERE.parent / "_static" / "figures"
+NAMES = ["join", "member-death", "node-death", "heal"]
+TITLES = {
+    "join": "One join: pg2:join(g, P) called by C on node a",
+    "member-death": "A member dies: P on node b is killed",
+    "node-death": "A node dies: c, with its member P3, is killed",
+    "heal": "A heal: the partition {a} | {b, c} ends",
+}
+TRACE_TIMEOUT = 150.0  # seconds for the whole traced run, cluster start and stop included
+
+# == What a diagram is made of ===========================================================
+
+
+@dataclass(frozen=True)
+class Lane:
+    """A process: one vertical line of the diagram.
+
+    Erlang: none (documentation figures)
+    """
+
+    key: str  # how events name it
+    label: str  # what the picture shows, e.g. "pg2"
+    node: str  # the node it lives on, e.g. "a"
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message from one process to another.
+
+    Erlang: none (documentation figures)
+
+    ``kind`` picks the arrow: ``call`` (a gen_server request), ``reply``,
+    ``cast`` (gen_server cast or abcast), ``signal`` (a message from the
+    runtime: ``'DOWN'``, ``nodeup``, ``nodedown``).
+    """
+
+    src: str
+    dst: str
+    label: str
+    kind: str = "call"
+    ignored: bool = False  # the receiver drops it (drawn faded)
+
+
+@dataclass(frozen=True)
+class Note:
+    """Work a process does without a message (one box per lane, side by side).
+
+    Erlang: none (documentation figures)
+    """
+
+    lanes: tuple[str, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A band across the diagram that names a step.
+
+    Erlang: none (documentation figures)
+    """
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Death:
+    """A process (or a whole node's processes) ends here.
+
+    Erlang: none (documentation figures)
+    """
+
+    lanes: tuple[str, ...]
+    text: str
+
+
+@dataclass
+class Diagram:
+    """A sequence diagram: lanes left to right, events top to bottom.
+
+    Erlang: none (documentation figures)
+    """
+
+    name: str
+    title: str
+    lanes: list[Lane]
+    events: list[Msg | Note | Phase | Death] = field(default_factory=list)
+
+
+# == The four stories, read off the code =================================================
+
+NODES = {"a": "a@127.0.0.1", "b": "b@127.0.0.1", "c": "c@127.0.0.1"}
+LOCK = "{{pg2,g},C}"
+
+
+def join_diagram() -> Diagram:
+    """``pg2.join('g', P)`` called by process C on node a, all three nodes connected.
+
+    Erlang: none (documentation figures; follows pg2:join/2, global:trans/4,
+    global:set_lock_on_nodes/2, gen_server:multi_call/2, pg2:handle_call/3,
+    global:del_lock/2)
+    """
+    lanes = [Lane("C", "C (caller)", "a")]
+    for n in "abc":
+        lanes += [Lane(f"gl{n}", "global_name_server", n), Lane(f"pg{n}", "pg2", n)]
+    ev: list[Msg | Note | Phase | Death] = [
+        Note(("C",), "join: does g exist?\n(a local ETS read)"),
+        Phase("1  global:trans → set_lock: take the lock " + LOCK + " on [a, b, c]"),
+        Note(("C",), "local_lock_check:\nglobal_locks read on a"),
+    ]
+    ev += [Msg("C", f"gl{n}", "{set_lock, " + LOCK + "}") for n in "abc"]
+    ev += [Note(tuple(f"gl{n}" for n in "abc"), "insert_lock,\nmonitor C")]
+    ev += [Msg(f"gl{n}", "C", "true", "reply") for n in "abc"]
+    ev += [Phase("2  the work: gen_server:multi_call(pg2, {join, g, P}) to every node")]
+    ev += [Msg("C", f"pg{n}", "{join, g, P}") for n in "abc"]
+    ev += [Note(tuple(f"pg{n}" for n in "abc"), "join_group:\nrows + monitor P")]
+    ev += [Msg(f"pg{n}", "C", "ok", "reply") for n in "abc"]
+    ev += [Phase("3  del_lock: release " + LOCK + " on the same nodes")]
+    ev += [Msg("C", f"gl{n}", "{del_lock, " + LOCK + "}") for n in "abc"]
+    ev += [Note(tuple(f"gl{n}" for n in "abc"), "remove_lock,\ndemonitor C")]
+    ev += [Msg(f"gl{n}", "C", "true", "reply") for n in "abc"]
+    ev += [Note(("C",), "join returns ok")]
+    return Diagram("join", TITLES["join"], lanes, ev)
+
+
+def member_death_diagram() -> Diagram:
+    """Member P on node b dies; every node's pg2 server monitors it.
+
+    Erlang: none (documentation figures; follows pg2:handle_info/2 ('DOWN'),
+    pg2:member_died/1, pg2:leave_group/2)
+    """
+    lanes = [
+        Lane("pga", "pg2", "a"),
+        Lane("P", "P (member of g)", "b"),
+        Lane("pgb", "pg2", "b"),
+        Lane("pgc", "pg2", "c"),
+    ]
+    ev: list[Msg | Note | Phase | Death] = [
+        Phase("1  P dies: each node's monitor on P fires"),
+        Death(("P",), "P exits"),
+        Msg("P", "pgb", "{'DOWN', Ref, process, P, Reason}", "signal"),
+        Msg("P", "pga", "{'DOWN', ...} (over the a–b connection)", "signal"),
+        Msg("P", "pgc", "{'DOWN', ...} (over b–c)", "signal"),
+        Note(("pga", "pgb", "pgc"), "member_died:\nleave_group per join"),
+        Phase("2  member_died abcasts del_member to the other nodes: kept for old nodes, ignored"),
+    ]
+    for src in ("pga", "pgb", "pgc"):
+        for dst in ("pga", "pgb", "pgc"):
+            if src != dst:
+                ev.append(Msg(src, dst, "{del_member, g, P}", "cast", ignored=True))
+    ev.append(Note(("pga", "pgb", "pgc"), "every view:\ng without P"))
+    return Diagram("member-death", TITLES["member-death"], lanes, ev)
+
+
+def node_death_diagram() -> Diagram:
+    """Node c is lost (killed, or cut off): its members leave every group, the groups stay.
+
+    Erlang: none (documentation figures; follows the distribution's
+    'noconnection' DOWNs, pg2:member_died/1, pg2:handle_info/2 (nodedown ignored))
+    """
+    lanes = [
+        Lane("pga", "pg2", "a"),
+        Lane("nka", "net_kernel / dist", "a"),
+        Lane("pgb", "pg2", "b"),
+        Lane("nkb", "net_kernel / dist", "b"),
+        Lane("P3", "P3 (member of g)", "c"),
+        Lane("pgc", "pg2", "c"),
+    ]
+    ev: list[Msg | Note | Phase | Death] = [
+        Phase("1  node c is lost: its connections close (or stay silent for net_ticktime)"),
+        Death(("P3", "pgc"), "node c gone"),
+        Note(("nka", "nkb"), "connection to c\nlost"),
+        Phase("2  every monitor across the lost connection fires 'DOWN' with noconnection"),
+        Msg("nka", "pga", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
+        Msg("nkb", "pgb", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
+        Note(("pga", "pgb"), "member_died(Ref):\nP3 leaves g"),
+        Msg("pga", "pgb", "{del_member, g, P3}", "cast", ignored=True),
+        Msg("pgb", "pga", "{del_member, g, P3}", "cast", ignored=True),
+        Phase("3  then nodedown: pg2 ignores it, the group g stays"),
+        Msg("nka", "pga", "{nodedown, c}", "signal", ignored=True),
+        Msg("nkb", "pgb", "{nodedown, c}", "signal", ignored=True),
+        Note(("pga", "pgb"), "g still exists,\nwithout P3"),
+    ]
+    return Diagram("node-death", TITLES["node-death"], lanes, ev)
+
+
+def heal_diagram() -> Diagram:
+    """The partition {a} | {b, c} heals: each new connection starts an exchange both ways.
+
+    Erlang: none (documentation figures; follows pg2:handle_info/2 (nodeup),
+    pg2:handle_cast/2 (exchange), pg2:store/1)
+    """
+    lanes = []
+    for n in "abc":
+        lanes += [Lane(f"nk{n}", "net_kernel / dist", n), Lane(f"pg{n}", "pg2", n)]
+    ev: list[Msg | Note | Phase | Death] = [
+        Phase("1  a and b connect (handshake, then nodeup on both sides)"),
+        Msg("nka", "pga", "{nodeup, b}", "signal"),
+        Msg("nkb", "pgb", "{nodeup, a}", "signal"),
+        Msg("pga", "pgb", "{exchange, a, AllOfA}", "cast"),
+        Msg("pgb", "pga", "{exchange, b, AllOfB}", "cast"),
+        Note(("pga", "pgb"), "store: add what\nis missing"),
+        Phase("2  a and c connect (transitive connection)"),
+        Msg("nka", "pga", "{nodeup, c}", "signal"),
+        Msg("nkc", "pgc", "{nodeup, a}", "signal"),
+        Msg("pga", "pgc", "{exchange, a, AllOfA}", "cast"),
+        Msg("pgc", "pga", "{exchange, c, AllOfC}", "cast"),
+        Note(("pga", "pgc"), "store: add what\nis missing"),
+        Note(("pga", "pgb", "pgc"), "union of both\nsides: nothing\nremoved"),
+    ]
+    return Diagram("heal", TITLES["heal"], lanes, ev)
+
+
+def diagrams() -> list[Diagram]:
+    """Return the four diagrams, in the order the page shows them.
+
+    Erlang: none (documentation figures)
+    """
+    return [join_diagram(), member_death_diagram(), node_death_diagram(), heal_diagram()]
+
+
+# == Drawing ==============================================================================
+
+STYLE = {  # kind -> (colour, line style, arrow head)
+    "call": ("#1f4e9c", "-", "-|>"),
+    "reply": ("#1f4e9c", (0, (4, 3)), "-|>"),
+    "cast": ("#2b7a3d", "-", "->"),
+    "signal": ("#b03a2e", (0, (1.5, 2)), "-|>"),
+}
+NODE_COLOURS = {"a": "#eef3fb", "b": "#f1f8ee", "c": "#fdf3e7"}
+LANE_W = 1.55  # inches per lane
+STEP = {Msg: 0.36, Note: 0.62, Phase: 0.5, Death: 0.42}  # inches per event
+
+
+def render(diagram: Diagram) -> bytes:
+    """Draw one diagram; return the SVG bytes.
+
+    Erlang: none (documentation figures)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch, Rectangle
+
+    matplotlib.rcParams.update(
+        {
+            "svg.fonttype": "none",  # text stays text: selectable, searchable, small
+            "svg.hashsalt": "repg2",  # stable ids: the SVG changes only when the picture does
+            "font.family": "DejaVu Sans",
+            "font.size": 8.5,
+        }
+    )
+    lanes = diagram.lanes
+    x = {lane.key: 0.4 + LANE_W * (i + 0.5) for i, lane in enumerate(lanes)}
+    width = 0.8 + LANE_W * len(lanes)
+    head_h = 0.95  # node band + process boxes
+    body = sum(STEP[type(e)] for e in diagram.events) + 0.3
+    height = head_h + body + 0.55
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)  # y grows downwards, as time does
+    ax.axis("off")
+    fig.patch.set_facecolor("white")
+
+    ax.text(0.25, 0.3, diagram.title, fontsize=11.5, fontweight="bold", va="center", ha="left")
+    top = 0.55
+    # Node bands: consecutive lanes of one node share a tinted column.
+    i = 0
+    while i < len(lanes):
+        j = i
+        while j + 1 < len(lanes) and lanes[j + 1].node == lanes[i].node:
+            j += 1
+        x0 = x[lanes[i].key] - LANE_W / 2 + 0.04
+        x1 = x[lanes[j].key] + LANE_W / 2 - 0.04
+        node = lanes[i].node
+        ax.add_patch(Rectangle((x0, top), x1 - x0, height - top - 0.1, color=NODE_COLOURS.get(node, "#f4f4f4"), lw=0))
+        ax.text(
+            (x0 + x1) / 2,
+            top + 0.14,
+            f"node {NODES.get(node, node)}",
+            ha="center",
+            va="center",
+            fontsize=9,
+            fontweight="bold",
+            color="#333333",
+        )
+        i = j + 1
+    y_lane_top = top + 0.55
+    for lane in lanes:
+        ax.add_patch(
+            FancyBboxPatch(
+                (x[lane.key] - LANE_W / 2 + 0.14, top + 0.3),
+                LANE_W - 0.28,
+                0.3,
+                boxstyle="round,pad=0.01,rounding_size=0.05",
+                fc="white",
+                ec="#555555",
+                lw=0.8,
+            )
+        )
+        ax.text(x[lane.key], top + 0.45, lane.label, ha="center", va="center", fontsize=8.3)
+    ends: dict[str, float] = {}
+    y = y_lane_top + 0.15
+    for event in diagram.events:
+        step = STEP[type(event)]
+        if isinstance(event, Phase):
+            ax.plot([0.3, width - 0.3], [y + 0.08, y + 0.08], color="#999999", lw=0.6, zorder=1)
+            ax.text(
+                0.35,
+                y + 0.25,
+                event.text,
+                ha="left",
+                va="center",
+                fontsize=8.8,
+                fontstyle="italic",
+                color="#333333",
+                bbox={"fc": "white", "ec": "none", "pad": 1.0, "alpha": 0.85},
+                zorder=4,
+            )
+        elif isinstance(event, Msg):
+            colour, style, head = STYLE[event.kind]
+            alpha = 0.45 if event.ignored else 1.0
+            yy = y + step * 0.62
+            x0, x1 = x[event.src], x[event.dst]
+            ax.annotate(
+                "",
+                xy=(x1, yy + 0.06),
+                xytext=(x0, yy - 0.02),
+                zorder=3,
+                arrowprops={
+                    "arrowstyle": head + ",head_width=0.18,head_length=0.35",
+                    "color": colour,
+                    "linestyle": style,
+                    "lw": 1.1,
+                    "alpha": alpha,
+                    "shrinkA": 0,
+                    "shrinkB": 0,
+                },
+            )
+            label = event.label + ("  (ignored)" if event.ignored else "")
+            ax.text(
+                (x0 + x1) / 2,
+                yy - 0.06,
+                label,
+                ha="center",
+                va="bottom",
+                fontsize=7.6,
+                color=colour,
+                alpha=min(1.0, alpha + 0.25),
+                family="DejaVu Sans Mono",
+                zorder=5,
+                bbox={"fc": "white", "ec": "none", "pad": 0.3, "alpha": 0.8},
+            )
+        elif isinstance(event, Note):
+            for key in event.lanes:
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (x[key] - LANE_W / 2 + 0.12, y + 0.06),
+                        LANE_W - 0.24,
+                        step - 0.12,
+                        boxstyle="round,pad=0.01,rounding_size=0.04",
+                        fc="#fff8d6",
+                        ec="#c9a800",
+                        lw=0.6,
+                        zorder=3,
+                    )
+                )
+                ax.text(
+                    x[key], y + step / 2, event.text, ha="center", va="center", fontsize=7.3, zorder=4, linespacing=1.15
+                )
+        elif isinstance(event, Death):
+            for key in event.lanes:
+                ends[key] = y + step / 2
+                ax.plot([x[key]], [y + step / 2], marker="X", markersize=11, color="#b03a2e", zorder=4)
+            first = event.lanes[-1]
+            ax.text(
+                x[first] + 0.16, y + step / 2, event.text, ha="left", va="center", fontsize=8, color="#b03a2e", zorder=4
+            )
+        y += step
+    for lane in lanes:
+        ax.plot([x[lane.key]] * 2, [top + 0.6, ends.get(lane.key, height - 0.35)], color="#777777", lw=0.9, zorder=2)
+    # Legend: what each arrow means.
+    ly = height - 0.22
+    lx = 0.35
+    for kind, text in (("call", "call"), ("reply", "reply"), ("cast", "cast / abcast"), ("signal", "runtime")):
+        colour, style, head = STYLE[kind]
+        ax.annotate(
+            "",
+            xy=(lx + 0.45, ly),
+            xytext=(lx, ly),
+            arrowprops={
+                "arrowstyle": head + ",head_width=0.15,head_length=0.3",
+                "color": colour,
+                "linestyle": style,
+                "lw": 1.1,
+                "shrinkA": 0,
+                "shrinkB": 0,
+            },
+        )
+        ax.text(lx + 0.55, ly, text, va="center", fontsize=7.8, color="#333333")
+        lx += 1.55
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": "docs/_scripts/make_figures.py"})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# == Real traces ===========================================================================
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll ``condition`` until it holds; raise after ``timeout`` seconds.
+
+    Erlang: none (pg2_SUITE's ?UNTIL macro)
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)  # polling interval of a bounded wait for the nodes to agree
+    raise RuntimeError(f"make_figures: timed out waiting for {what}")
+
+
+def _runtime_senders(trace: Any) -> Any:
+    """Draw ``nodeup``/``nodedown`` as coming from the runtime (the node's edge).
+
+    Erlang: none (documentation figures)
+
+    The tracer names as sender whatever process was running when a message
+    was delivered; a ``nodeup`` is delivered by the thread that set the
+    connection up, which may be any process. In Erlang these messages come
+    from ``net_kernel``, so the picture shows them arriving from the node's
+    edge, as other runtime messages whose sender is unknown.
+    """
+
+    def fix(m: Any) -> Any:
+        if isinstance(m.msg, tuple) and len(m.msg) == 2 and m.msg[0] in ("nodeup", "nodedown"):
+            return m._replace(sender=None)
+        return m
+
+    trace.messages = [fix(m) for m in trace.messages]
+    return trace
+
+
+def trace_all(outdir: Path) -> None:
+    """Run the four scenarios on a real 3-node cluster, saving each trace as SVG and text.
+
+    Erlang: none (documentation figures)
+
+    This process becomes node a. Must run as a script (``--trace``), never
+    inside another node: it starts and stops its own cluster.
+    """
+    sys.path.insert(0, str(ROOT))
+    from repg2 import erlang, pg2
+    from repg2.cluster import Cluster
+    from repg2.demo import member_loop
+    from repg2.trace import Tracer
+
+    def save(name: str, trace: Any) -> None:
+        trace = _runtime_senders(trace)
+        _write(outdir / f"{name}.svg", trace.diagram(TITLES[name]).svg().encode("utf-8"))
+        _write(outdir / f"{name}.log", (trace.log(width=260) + "\n").encode("utf-8"))  # the whole message, scrolled
+
+    def views(nodes: list[str]) -> list[Any]:
+        return [sorted(cluster.rpc(n, pg2.get_members, "g")) for n in nodes]
+
+    with Cluster(3) as cluster:
+        a, b, c = cluster.nodes
+        for node in cluster.nodes:
+            cluster.rpc(node, pg2.start)
+        pg2.create("g")
+        _until(lambda: all(cluster.rpc(n, pg2.which_groups) == ["g"] for n in cluster.nodes), "g everywhere")
+
+        # 1. One join, by this process (C), of a member P on this node.
+        me = erlang.self()
+        p = erlang.spawn(member_loop)
+        with Tracer(cluster, ["global_name_server", "pg2", me], aliases={me: "C (caller)", p: "P"}) as tracer:
+            pg2.join("g", p)
+        save("join", tracer.trace)
+        pg2.leave("g", p)
+        _until(lambda: views(cluster.nodes) == [[]] * 3, "an empty g")
+
+        # 2. A member on b is killed; every node's pg2 server monitors it.
+        p = cluster.spawn(b, member_loop)
+        cluster.rpc(b, pg2.join, "g", p)
+        _until(lambda: views(cluster.nodes) == [[p]] * 3, "P in g everywhere")
+        with Tracer(cluster, ["pg2", p], aliases={p: "P (member)"}) as tracer:
+            cluster.rpc(b, erlang.exit, p, "kill")
+            _until(lambda: views(cluster.nodes) == [[]] * 3, "P gone everywhere")
+        save("member-death", tracer.trace)
+
+        # 3. Node c, with its member P3, is killed (SIGKILL).
+        p3 = cluster.spawn(c, member_loop)
+        cluster.rpc(c, pg2.join, "g", p3)
+        _until(lambda: views(cluster.nodes) == [[p3]] * 3, "P3 in g everywhere")
+        with Tracer(cluster, ["pg2", p3], aliases={p3: "P3 (member)"}) as tracer:
+            cluster.kill(c)
+            _until(lambda: views([a, b]) == [[]] * 2, "P3 gone on a and b")
+        save("node-death", tracer.trace)
+        cluster.restart(c)
+        _until(lambda: cluster.rpc(c, pg2.which_groups) == ["g"], "g back on the restarted c")
+
+        # 4. A partition with a join on each side, then the heal.
+        cluster.partition([a], [b, c])
+        d = erlang.spawn(member_loop)
+        pg2.join("g", d)
+        e = cluster.spawn(b, member_loop)
+        cluster.rpc(b, pg2.join, "g", e)
+        _until(lambda: views([a]) == [[d]] and views([b, c]) == [[e]] * 2, "each side's join")
+        with Tracer(cluster, ["pg2"]) as tracer:
+            cluster.heal()
+            _until(lambda: views(cluster.nodes) == [sorted([d, e])] * 3, "the union everywhere")
+        save("heal", tracer.trace)
+
+
+# == Choosing, writing, saying where the pictures come from ====================================
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` unless the file already holds it.
+
+    Erlang: none (documentation figures)
+    """
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
+def code_hash() -> str:
+    """Hash the code the pictures depend on: ``repg2/**/*.py`` and this script.
+
+    Erlang: none (documentation figures)
+    """
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "repg2").rglob("*.py")) + [Path(__file__).resolve()]:
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _free_port() -> int:
+    """Return a TCP port that was free a moment ago (for a private port mapper).
+
+    Erlang: none (documentation figures)
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def trace_in_child(outdir: Path) -> None:
+    """Run ``--trace`` in a child process with its own port mapper port; raise if it fails.
+
+    Erlang: none (documentation figures)
+    """
+    env = dict(os.environ, REPG2_EPMD_PORT=str(_free_port()))
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(outdir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TRACE_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tracing failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
+def draw_by_hand(outdir: Path, only_missing: bool = False) -> None:
+    """Draw the hand-listed diagrams (all, or only those with no picture yet).
+
+    Erlang: none (documentation figures)
+    """
+    for diagram in diagrams():
+        path = outdir / f"{diagram.name}.svg"
+        if only_missing and path.exists():
+            continue
+        _write(path, render(diagram))
+        (outdir / f"{diagram.name}.log").unlink(missing_ok=True)
+
+
+def _state(outdir: Path) -> dict[str, Any]:
+    """Read ``figures.json`` (``{}`` if there is none).
+
+    Erlang: none (documentation figures)
+    """
+    try:
+        return dict(json.loads((outdir / "figures.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def _set_state(outdir: Path, source: str, code: str, note: str = "") -> None:
+    """Record where the pictures came from, and for which code.
+
+    Erlang: none (documentation figures)
+    """
+    state = {"source": source, "code": code, "note": note}
+    _write(outdir / "figures.json", (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def main(outdir: Path | str | None = None, mode: str | None = None) -> list[Path]:
+    """Make sure ``OUTDIR/<name>.svg`` exist, as :data:`REPG2_DOCS_FIGURES` says; return their paths.
+
+    Erlang: none (documentation figures)
+    """
+    out = Path(outdir) if outdir else DEFAULT_OUT
+    out.mkdir(parents=True, exist_ok=True)
+    mode = mode or os.environ.get("REPG2_DOCS_FIGURES", "auto")
+    complete = all((out / f"{n}.svg").exists() for n in NAMES)
+    state = _state(out)
+    code = code_hash()
+    if mode == "hand":
+        draw_by_hand(out)
+        _set_state(out, "hand", code)
+    elif mode == "keep":
+        if not complete:
+            draw_by_hand(out, only_missing=True)
+            _set_state(out, "hand", state.get("code", code))
+    elif mode == "trace" or (mode == "auto" and not (complete and state.get("code") == code)):
+        try:
+            trace_in_child(out)
+            _set_state(out, "trace", code)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            if mode == "trace":
+                raise
+            why = f"tracing failed: {str(exc).splitlines()[0]}"
+            print(f"make_figures: {why}", file=sys.stderr)
+            if complete and state.get("source") == "trace":
+                # Keep the traces there are (committed, say): a machine that
+                # cannot start nodes must not replace them with drawings.
+                _set_state(out, "trace", str(state.get("code", "?")), f"from older code; {why}")
+            else:
+                draw_by_hand(out)
+                _set_state(out, "hand", code, why)
+    elif mode != "auto":
+        raise ValueError(f"REPG2_DOCS_FIGURES must be auto, trace, keep or hand, not {mode!r}")
+    return [out / f"{n}.svg" for n in NAMES]
+
+
+def source_note(outdir: Path | str | None = None) -> str:
+    """Say, in MyST, where the pictures on the page come from.
+
+    Erlang: none (documentation figures)
+    """
+    state = _state(Path(outdir) if outdir else DEFAULT_OUT)
+    if state.get("source") == "trace":
+        return (
+            "These pictures are **real traces**: `docs/_scripts/make_figures.py` starts three real nodes "
+            "with {py:class}`~repg2.cluster.Cluster`, runs each scenario under a "
+            "{py:class}`repg2.trace.Tracer` and saves the trace's sequence diagram, whenever the docs are "
+            f"built after the code changed (code `{state.get('code', '?')}`"
+            + (f"; {state['note']}" if state.get("note") else "")
+            + "). Times on the left are "
+            "milliseconds since the trace started; pids print as `<node.id.0>`. Under each picture, the "
+            "same trace as text."
+        )
+    why = f" ({state['note']})" if state.get("note") else ""
+    return (
+        "These pictures are **drawn from hand-written message lists** in `docs/_scripts/make_figures.py`, "
+        "read off the code of {py:mod}`repg2.pg2`, {py:mod}`repg2.global_` and {py:mod}`repg2.gen_server`"
+        f"{why}. With {{py:mod}}`repg2.trace` available the docs build records them from a real cluster instead."
+    )
+
+
+if __name__ == "__main__":
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    target = Path(args[0]) if args else DEFAULT_OUT
+    if "--child" in sys.argv:  # the child run of trace_in_child: this process becomes node a
+        target.mkdir(parents=True, exist_ok=True)
+        trace_all(target)
+    else:
+        chosen = "trace" if "--trace" in sys.argv else "hand" if "--hand" in sys.argv else None
+        for written in main(target, chosen):
+            print(written)
