@@ -45,6 +45,7 @@ class Translation:
     path: str  # "repg2/pg2.py"
     line: int  # line of the Python definition
     note: str  # e.g. "({join, Name, Pid})" for a clause
+    end_line: int = 0  # last line of the Python definition
 
 
 def package_dir() -> Path:
@@ -82,7 +83,8 @@ def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Trans
                 match = _XREF.match(line)
                 if match:
                     erl = f"{match['module']}:{match['fun']}/{match['arity']}"
-                    found.append(Translation(erl, qualname, path, child.lineno, match["note"].strip()))
+                    end = child.end_lineno or child.lineno
+                    found.append(Translation(erl, qualname, path, child.lineno, match["note"].strip(), end))
             found.extend(_walk(child, module, path, [*outer, child.name]))
         else:
             found.extend(_walk(child, module, path, outer))
@@ -292,3 +294,171 @@ def format_map(root: Path | None = None) -> str:
     if missing:
         lines.append("Not translated: " + ", ".join(missing))
     return "\n".join(lines)
+
+
+# -- Side by side: the reader's Erlang beside our Python ---------------------------
+
+
+def erlang_function_texts(source: str) -> tuple[str, dict[str, str]]:
+    """Return ``(module, {'name/arity': source text of all its clauses})`` in file order.
+
+    Erlang: none (reads the reader's own copy of an Erlang file)
+
+    A function's text runs from its first clause head to the line before
+    the next function's head or the next attribute (``-spec``, ``-define``...),
+    without the trailing blank and comment lines.
+    """
+    module, functions = erlang_functions(source)
+    stripped = _strip_comments(source).splitlines()
+    lines = source.splitlines()
+    starts: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for number, line in enumerate(stripped):
+        head = _HEAD.match(line)
+        if head is None:
+            continue
+        offset = sum(len(x) + 1 for x in stripped[:number]) + head.end()
+        arity = _arity("\n".join(stripped), offset)
+        if arity is None:
+            continue
+        key = f"{head.group('name')}/{arity}"
+        if key not in seen:
+            seen.add(key)
+            starts.append((number, key))
+    boundaries = [n for n, line in enumerate(stripped) if line.startswith("-")]
+    texts: dict[str, str] = {}
+    for index, (start, key) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(lines)
+        end = min([end, *[b for b in boundaries if b > start]])
+        body = lines[start:end]
+        while body and (not body[-1].strip() or body[-1].lstrip().startswith("%")):
+            body.pop()
+        texts[key] = "\n".join(body)
+    return module, {f: texts.get(f, "") for f in functions}
+
+
+def python_text(t: Translation, root: Path | None = None) -> str:
+    """Return the source text of the Python definition a cross-reference names.
+
+    Erlang: none (reads this package's source)
+    """
+    base = (root or package_dir()).parent
+    lines = (base / t.path).read_text(encoding="utf-8").splitlines()
+    return "\n".join(lines[t.line - 1 : (t.end_line or t.line)])
+
+
+def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[str, object]:
+    """Pair each Erlang function's text with its Python translations' text.
+
+    Erlang: none (the data behind ``xref --side-by-side``)
+
+    Returns:
+        A dict with ``module``, ``pairs`` (``[(erlang_name, erlang_text,
+        [(Translation, python_text)])]`` in the Erlang file's order),
+        ``untranslated`` (Erlang functions with no Python counterpart) and
+        ``dangling`` (Python cross-references to functions of this module
+        that the file does not have).
+    """
+    module, texts = erlang_function_texts(erlang_source)
+    found = translations(root)
+    by_erlang: dict[str, list[Translation]] = {}
+    for t in found:
+        by_erlang.setdefault(t.erlang, []).append(t)
+    pairs = []
+    for function, text in texts.items():
+        name = f"{module}:{function}"
+        pairs.append((name, text, [(t, python_text(t, root)) for t in by_erlang.get(name, [])]))
+    untranslated = [name for name, _text, ts in pairs if not ts]
+    dangling = sorted(
+        {t.erlang for t in found if t.erlang.startswith(module + ":") and t.erlang.split(":", 1)[1] not in texts}
+    )
+    return {"module": module, "pairs": pairs, "untranslated": untranslated, "dangling": dangling}
+
+
+def _columns(left: str, right: str, width: int) -> list[str]:
+    """Lay two texts out as two columns of ``width`` characters each.
+
+    Erlang: none (terminal formatting)
+    """
+    lhs, rhs = left.expandtabs(4).splitlines(), right.expandtabs(4).splitlines()
+    cut = lambda s: s if len(s) <= width else s[: width - 1] + "…"  # noqa: E731
+    rows = []
+    for i in range(max(len(lhs), len(rhs))):
+        a = cut(lhs[i]) if i < len(lhs) else ""
+        b = cut(rhs[i]) if i < len(rhs) else ""
+        rows.append(f"{a:<{width}} │ {b}".rstrip())
+    return rows
+
+
+def format_side_by_side_text(erlang_source: str, width: int = 160, root: Path | None = None) -> tuple[str, int]:
+    """Render each Erlang function beside its Python translation for a terminal.
+
+    Erlang: none (the terminal output of ``xref --side-by-side``)
+
+    Returns:
+        The text, and how many Erlang functions have no translation.
+    """
+    report = side_by_side_report(erlang_source, root)
+    column = max(30, (width - 3) // 2)
+    out: list[str] = []
+    for name, text, translated in report["pairs"]:  # type: ignore[attr-defined]
+        if not translated:
+            out.append(f"=== {name}  ->  no Python translation")
+            out.extend(_columns(text, "", column))
+            out.append("")
+            continue
+        for t, py in translated:
+            note = f" {t.note}" if t.note else ""
+            out.append(f"=== {name}{note}  ->  {t.python}  ({t.path}:{t.line})")
+            out.extend(_columns(text, py, column))
+            out.append("")
+    untranslated: list[str] = report["untranslated"]  # type: ignore[assignment]
+    dangling: list[str] = report["dangling"]  # type: ignore[assignment]
+    total = len(report["pairs"])  # type: ignore[arg-type]
+    out.append(f"{total - len(untranslated)} of {total} Erlang functions have a Python translation.")
+    if untranslated:
+        out.append("Without one: " + ", ".join(untranslated))
+    if dangling:
+        out.append("Python cross-references to functions this file does not have: " + ", ".join(dangling))
+    return "\n".join(out), len(untranslated)
+
+
+def format_side_by_side_html(erlang_source: str, root: Path | None = None) -> str:
+    """Render each Erlang function beside its Python translation as a two-column HTML page.
+
+    Erlang: none (the ``--html`` output of ``xref --side-by-side``)
+    """
+    import html
+
+    report = side_by_side_report(erlang_source, root)
+    module = html.escape(str(report["module"]))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{module}.erl beside RePy2</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}"
+        "h2{font-size:1em;margin:1.5em 0 .3em}.row{display:grid;grid-template-columns:1fr 1fr;gap:1em}"
+        "pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.85em;margin:0}"
+        ".none{color:#b00}</style></head><body>",
+        f"<h1>{module}.erl beside its Python translation</h1>",
+    ]
+    for name, text, translated in report["pairs"]:  # type: ignore[attr-defined]
+        label = html.escape(name)
+        if not translated:
+            parts.append(f'<h2>{label} <span class="none">no Python translation</span></h2>')
+            parts.append(f'<div class="row"><pre>{html.escape(text)}</pre><pre></pre></div>')
+            continue
+        for t, py in translated:
+            note = f" {html.escape(t.note)}" if t.note else ""
+            where = html.escape(f"{t.python} ({t.path}:{t.line})")
+            parts.append(f"<h2>{label}{note} &rarr; <code>{where}</code></h2>")
+            parts.append(f'<div class="row"><pre>{html.escape(text)}</pre><pre>{html.escape(py)}</pre></div>')
+    untranslated: list[str] = report["untranslated"]  # type: ignore[assignment]
+    dangling: list[str] = report["dangling"]  # type: ignore[assignment]
+    if untranslated:
+        parts.append("<p>Without a translation: " + html.escape(", ".join(untranslated)) + "</p>")
+    if dangling:
+        parts.append("<p>Python cross-references to functions this file does not have: ")
+        parts.append(html.escape(", ".join(dangling)) + "</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

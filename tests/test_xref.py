@@ -84,3 +84,43 @@ def test_module_runs_as_a_script() -> None:
     """python -m repg2 is the command line (checked once through a real subprocess)."""
     result = subprocess.run([sys.executable, "-m", "repg2", "xref"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "30 of 30 functions translated" in result.stdout
+
+
+def test_side_by_side_prints_erlang_beside_python(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """xref --side-by-side FILE puts each Erlang function's text beside its translation, in the file's order."""
+    page = tmp_path / "side.html"
+    assert main(["xref", "--side-by-side", str(MINI), "--width", "140", "--html", str(page)]) == 1
+    out = capsys.readouterr().out
+    join_at = out.index("=== pg2:join/2  ->  repg2.pg2.join")
+    assert out.index("=== pg2:create/1") < join_at < out.index("=== pg2:leave/2")
+    block = out[join_at:].split("\n\n", 1)[0]
+    assert "join(_Name, Pid) when is_pid(Pid) -> ok." in block and "def join(name: Name, pid: Pid)" in block
+    assert "=== pg2:not_in_repy2/3  ->  no Python translation" in out
+    assert "Without one: pg2:not_in_repy2/3" in out
+    html_text = page.read_text()
+    assert html_text.startswith("<!DOCTYPE html>") and "join(_Name, Pid) when is_pid(Pid) -&gt; ok." in html_text
+
+
+def test_side_by_side_names_dangling_python_references() -> None:
+    """A Python cross-reference to a function the reader's file does not have is named."""
+    source = "-module(pg2).\ncreate(Name) -> ok.\n"
+    report = xref.side_by_side_report(source)
+    assert "pg2:join/2" in report["dangling"]  # type: ignore[operator]
+    assert report["untranslated"] == []
+    text, missing = xref.format_side_by_side_text(source, 100)
+    assert missing == 0 and "functions this file does not have: " in text
+
+
+def test_erlang_function_texts_cover_all_clauses() -> None:
+    """Each function's text runs over all its clauses and stops before the next function."""
+    module, texts = xref.erlang_function_texts(MINI.read_text())
+    assert module == "pg2"
+    assert texts["handle_call/3"].count("handle_call(") == 2
+    assert "handle_cast" not in texts["handle_call/3"]
+    assert texts["start_link/0"] == "start_link() -> ok."
+
+
+def test_html_needs_side_by_side(capsys) -> None:  # type: ignore[no-untyped-def]
+    """--html without --side-by-side is a one-line error."""
+    assert main(["xref", "--html", "x.html"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
