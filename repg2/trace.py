@@ -335,7 +335,7 @@ def _snapshot(portable: bool = True) -> tuple[list[Event], int]:
 def _whereis(names: list[str]) -> dict[str, Pid]:
     """Return the pids registered on this node under ``names`` (those that exist).
 
-    Erlang: erlang:whereis/1
+    Erlang: none (calls erlang:whereis/1 on a node by rpc)
     """
     found = {name: erlang.whereis(name) for name in names}
     return {name: pid for name, pid in found.items() if isinstance(pid, Pid)}

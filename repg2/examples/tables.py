@@ -37,7 +37,7 @@ KINDS = [
 def pg2_rows() -> list[tuple[Any, ...]]:
     """Return this node's ``pg2_table`` rows, in the table's (term) order.
 
-    Erlang: ets:tab2list/1 (of pg2_table)
+    Erlang: none (reads pg2_table with ets:tab2list/1, for display)
     """
     return [tuple(row) for row in ets.tab2list(pg2.TABLE)]
 

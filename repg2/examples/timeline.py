@@ -103,7 +103,7 @@ class ViewTimeline:
     def view(self, node: str) -> str:
         """Ask one node for its members of the group now; return them as a view.
 
-        Erlang: pg2:get_members/1 (by rpc on that node)
+        Erlang: none (calls pg2:get_members/1 on that node by rpc)
         """
         if node not in self.cluster.live_nodes():
             return DOWN
