@@ -1,0 +1,136 @@
+"""Drive ``python -m repg2 shell`` processes through a pseudo-terminal, as a person would.
+
+Used by ``test_shell.py`` (two shells on 127.0.0.1) and ``test_netns.py``
+(one shell in each network namespace). Each :class:`Shell` is a real OS
+process on a pty (``pexpect``), so readline, the numbered prompt and the
+lines other processes print while the prompt waits are all exercised.
+
+Reading a value back: :meth:`Shell.eval` prints ``'=' + '=>'`` and the repr
+of an expression; the echoed input line contains ``'=' + '=>'``, never the
+marker ``==>`` itself, so only the output matches.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+RESULT = re.compile(r"^==> (.*)$", re.MULTILINE)
+
+
+def clean(text: str) -> str:
+    """Drop terminal escapes and carriage returns from pty output."""
+    return ANSI.sub("", text).replace("\r", "")
+
+
+class Shell:
+    """One ``python -m repg2 shell`` on a pty, optionally inside a network namespace."""
+
+    def __init__(
+        self,
+        name: str,
+        cookie: str,
+        *args: str,
+        home: Path,
+        netns: str | None = None,
+        timeout: float = 20.0,
+    ) -> None:
+        argv = [sys.executable, "-m", "repg2", "shell", "--name", name, "--cookie", cookie, *args]
+        if netns is not None:
+            argv = ["ip", "netns", "exec", netns, *argv]
+        env = dict(os.environ)
+        env.update(
+            TERM="dumb",  # no colours or bracketed paste from readline
+            HOME=str(home),  # the history file goes to the test's own directory
+            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        )
+        self.name = name
+        self.seen = ""  # everything read so far, cleaned
+        self.count = 1
+        self.child = pexpect.spawn(
+            argv[0], argv[1:], env=env, cwd=str(ROOT), encoding="utf-8", timeout=timeout, dimensions=(60, 400)
+        )
+        self._expect(self._prompt(1), timeout)
+
+    def _prompt(self, n: int) -> str:
+        """The regex of prompt number ``n``."""
+        return re.escape(f"({self.name}){n}> ")
+
+    def _expect(self, pattern: Any, timeout: float) -> None:
+        """Wait for ``pattern``; keep what was read in ``seen``; name the shell on failure."""
+        try:
+            self.child.expect(pattern, timeout=timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+            self.seen += clean(self.child.before or "")
+            raise AssertionError(
+                f"{self.name}: {type(exc).__name__} waiting for {pattern!r}; output so far:\n{self.seen[-3000:]}"
+            ) from None
+        after = self.child.after if isinstance(self.child.after, str) else ""
+        self.seen += clean(self.child.before + after)
+
+    def run(self, line: str, timeout: float = 20.0) -> str:
+        """Type one complete input line and return what it printed before the next prompt."""
+        self.child.sendline(line)
+        self.count += 1
+        start = len(self.seen)
+        self._expect(self._prompt(self.count), timeout)
+        return self.seen[start:]
+
+    def eval(self, expr: str, timeout: float = 20.0) -> Any:
+        """Evaluate a Python expression in the shell and return its value (a literal)."""
+        # One write of the whole line: a line another process prints cannot land inside it.
+        out = self.run(f"print('=' + '=> ' + repr({expr}) + '\\n', end='')", timeout)
+        found = RESULT.findall(out)
+        assert found, f"{self.name}: no result for {expr!r} in:\n{out}"
+        return ast.literal_eval(found[-1].strip())
+
+    def wait_eval(self, expr: str, expected: Any, timeout: float = 15.0) -> Any:
+        """Evaluate ``expr`` until it equals ``expected``; fail with the last value after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expr)
+            if value == expected:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: {expr} is {value!r}, expected {expected!r} within {timeout} s")
+            time.sleep(0.1)  # polling interval of a bounded wait on another node's state
+
+    def mark(self) -> int:
+        """Return a position in the output, for :meth:`wait_output`."""
+        return len(self.seen)
+
+    def wait_output(self, pattern: str, since: int = 0, timeout: float = 15.0) -> str:
+        """Wait until ``pattern`` (a regex) appears in the output after ``since``; return the match."""
+        found = re.search(pattern, self.seen[since:])
+        if found:
+            return found.group(0)
+        self._expect(pattern, timeout)
+        found = re.search(pattern, self.seen[since:])
+        assert found, pattern
+        return found.group(0)
+
+    def quit(self, how: str = "q()", timeout: float = 15.0) -> int:
+        """Leave the shell with ``q()`` or Ctrl-D (``how='eof'``); return the exit status."""
+        if how == "eof":
+            self.child.sendeof()
+        else:
+            self.child.sendline(how)
+        self._expect(pexpect.EOF, timeout)
+        self.child.close()
+        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
+
+    def close(self) -> None:
+        """Kill the shell if it still runs (teardown after a failure) and reap it."""
+        if self.child.isalive():
+            self.child.close(force=True)
+        else:
+            self.child.close()

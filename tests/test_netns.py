@@ -1,0 +1,257 @@
+"""Three real network hosts: pg2 across addresses that are not loopback, a pulled cable, and the heal.
+
+The workshop's "pull a network cable" moment, made reproducible. The test
+builds a small LAN out of Linux network namespaces: one namespace per host
+(``a``, ``b``, ``c`` at 10.200.0.1-3/24, each with its own loopback and so
+its own port mapper, as each machine runs its own epmd) and one namespace
+for the switch, a bridge with one veth cable to each host::
+
+    [a 10.200.0.1]--+
+    [b 10.200.0.2]--+--[bridge]   (namespace "sw")
+    [c 10.200.0.3]--+
+
+One ``python -m repg2 shell`` runs in each host namespace with a tick time
+of 2 s. Taking c's switch port down (``ip link set ... down``: the cable is
+pulled at the switch, so no host sees a link change) makes c silent; only
+the ticks can tell, and each side must report ``nodedown`` within OTP's
+window of 1.25 tick times. Members joined on both sides during the
+partition are seen by all three nodes once the cable is back and c
+reconnects (pg2's exchange on ``nodeup``), and so is a group deleted on one
+side only: pg2 heals by adding.
+
+Needs Linux, iproute2 and the right to create network namespaces (root or
+CAP_SYS_ADMIN + CAP_NET_ADMIN); otherwise the test is skipped and says
+which one is missing. The namespaces are always deleted at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect", reason="the shells are driven with pexpect (pip install pexpect)")
+
+from shell_driver import Shell  # noqa: E402 - after the importorskip
+
+TICKTIME = 2.0  # seconds: short, so the partition is detected quickly
+DETECT_MAX = TICKTIME * 1.25 + 1.0  # OTP's window (up to 1.25 tick times) plus scheduling slack
+DETECT_MIN = TICKTIME * 0.5  # sooner would mean a socket error, not the ticks, found the partition
+HOSTS = {"a": "10.200.0.1", "b": "10.200.0.2", "c": "10.200.0.3"}
+COOKIE = "netns-cookie"
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.distributed]
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``ip ARGS``; raise ``RuntimeError`` with ip's own message if it fails."""
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip() or result.returncode}")
+    return result
+
+
+def _why_not() -> str | None:
+    """Say why network namespaces cannot be used here, or None if they can."""
+    if not sys.platform.startswith("linux"):
+        return "network namespaces exist on Linux only"
+    if shutil.which("ip") is None:
+        return "iproute2 is missing (the ip command; apt-get install iproute2)"
+    probe = f"rp2probe{os.getpid()}"
+    try:
+        _ip("netns", "add", probe)
+    except RuntimeError as exc:
+        return f"creating a network namespace is not permitted here ({exc}); run as root or with CAP_SYS_ADMIN"
+    try:
+        _ip("-n", probe, "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        _ip("-n", probe, "link", "add", "br0", "type", "bridge")
+    except RuntimeError as exc:
+        return f"veth links or bridges cannot be made here ({exc})"
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+    return None
+
+
+@dataclass
+class Lan:
+    """The namespaces of one test: a switch and three hosts, each host cabled to the switch."""
+
+    token: str
+    made: list[str] = field(default_factory=list)
+
+    def ns(self, host: str) -> str:
+        """The namespace name of a host (or of the switch, ``'sw'``)."""
+        return f"rp2{self.token}{host}"
+
+    def build(self) -> None:
+        """Create the switch, the hosts and the cables; give each host its address."""
+        switch = self.ns("sw")
+        self._add(switch)
+        _ip("-n", switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", switch, "link", "set", "br0", "up")
+        for host, address in HOSTS.items():
+            ns = self.ns(host)
+            self._add(ns)
+            # Both ends are created straight in their namespaces: no name in the
+            # root namespace, so concurrent runs cannot collide.
+            _ip("link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", f"port{host}", "netns", switch)
+            _ip("-n", switch, "link", "set", f"port{host}", "master", "br0")
+            _ip("-n", switch, "link", "set", f"port{host}", "up")
+            _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+            _ip("-n", ns, "link", "set", "lo", "up")  # the port mapper registers nodes over loopback
+            _ip("-n", ns, "link", "set", "eth0", "up")
+
+    def _add(self, ns: str) -> None:
+        """Create one namespace and remember it for the teardown."""
+        _ip("netns", "add", ns)
+        self.made.append(ns)
+
+    def cable(self, host: str, up: bool) -> None:
+        """Plug (``up``) or pull a host's cable at the switch."""
+        _ip("-n", self.ns("sw"), "link", "set", f"port{host}", "up" if up else "down")
+
+    def destroy(self) -> None:
+        """Delete every namespace, after the processes left in them (port mappers) have gone."""
+        deadline = time.monotonic() + 6.0  # a port mapper exits 3 s after its last node
+        for ns in self.made:
+            while True:
+                pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+                if not pids:
+                    break
+                if time.monotonic() > deadline:
+                    for pid in pids:  # processes this test started in its own namespace
+                        subprocess.run(["kill", "-KILL", pid], capture_output=True)
+                    break
+                time.sleep(0.1)  # polling interval while the port mappers linger
+        for ns in reversed(self.made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        self.made.clear()
+
+
+@pytest.fixture
+def lan() -> Iterator[Lan]:
+    """A switch and three hosts in network namespaces, deleted afterwards whatever happens."""
+    reason = _why_not()
+    if reason is not None:
+        pytest.skip(reason)
+    network = Lan(os.urandom(3).hex())
+    try:
+        network.build()
+        yield network
+    finally:
+        network.destroy()
+
+
+@pytest.fixture
+def start_shell(tmp_path: Path, lan: Lan) -> Iterator[Callable[..., Shell]]:
+    """Return ``start(host, *args)``: a node shell in that host's namespace; all are killed at the end."""
+    started: list[Shell] = []
+
+    def start(host: str, *args: str) -> Shell:
+        """Start the shell of node ``host@ADDRESS`` inside the host's namespace."""
+        shell = Shell(
+            f"{host}@{HOSTS[host]}",
+            COOKIE,
+            "--ticktime",
+            str(TICKTIME),
+            *args,
+            home=tmp_path,
+            netns=lan.ns(host),
+        )
+        started.append(shell)
+        return shell
+
+    try:
+        yield start
+    finally:
+        for shell in reversed(started):
+            shell.close()
+
+
+# The shell expression that lists the nodes of chat's members, sorted.
+MEMBER_NODES = "sorted(erlang.node(p) for p in pg2.get_members('chat'))"
+
+
+def test_partition_by_pulled_cable_is_detected_by_ticks_and_pg2_heals(
+    lan: Lan, start_shell: Callable[..., Shell]
+) -> None:
+    """Three hosts; c's cable is pulled: nodedown on both sides within 1.25 tick times; after the heal all agree."""
+    a_node, b_node, c_node = (f"{h}@{HOSTS[h]}" for h in "abc")
+
+    # -- a alone: c's host exists but no node runs there yet.
+    a = start_shell("a")
+    out = a.run(f"ping({c_node!r})")
+    assert "'pang'" in out
+    assert f"no port mapper answers at {HOSTS['c']}:" in out
+
+    # -- The cluster forms across the LAN: b joins a, c joins b and meets a through it.
+    b = start_shell("b", "--connect", a_node)
+    c = start_shell("c", "--connect", b_node)
+    a.wait_eval("sorted(nodes())", sorted([b_node, c_node]))
+    c.wait_eval("sorted(nodes())", sorted([a_node, b_node]))
+    assert b.eval("erlang.node()") == b_node
+
+    assert a.eval("pg2.create('chat')") == "ok"
+    assert a.eval("pg2.create('gone')") == "ok"
+    a.run("ma = member('ma', 'chat')")
+    c.run("mc = member('mc', 'chat')")
+    for shell in (a, b, c):
+        shell.wait_eval(MEMBER_NODES, [a_node, c_node])
+
+    # -- Pull c's cable at the switch. Nobody sees a link change; only the ticks stop.
+    marks = {shell: shell.mark() for shell in (a, b, c)}
+    pulled = time.monotonic()
+    lan.cable("c", up=False)
+    detected: dict[str, float] = {}
+    for shell, lost in ((a, c_node), (b, c_node), (c, a_node), (c, b_node)):
+        shell.wait_output(rf"\] nodedown {lost}", marks[shell], timeout=DETECT_MAX + 5)
+        detected[f"{shell.name} lost {lost}"] = time.monotonic() - pulled
+    print("nodedown detected after (s):", {k: round(v, 2) for k, v in detected.items()})
+    late = {k: round(v, 2) for k, v in detected.items() if not DETECT_MIN <= v <= DETECT_MAX}
+    assert not late, f"nodedown outside [{DETECT_MIN}, {DETECT_MAX}] s after the cable was pulled: {late}"
+    assert a.eval("sorted(nodes())") == [b_node]
+    assert c.eval("nodes()") == []
+
+    # Each side lost the other side's members (their monitors fired 'noconnection').
+    a.wait_eval(MEMBER_NODES, [a_node])
+    c.wait_eval(MEMBER_NODES, [c_node])
+
+    # From a, c now is a host that does not answer, and the shell says so.
+    out = a.run(f"ping({c_node!r})", timeout=30)
+    assert "'pang'" in out
+    assert "does not answer" in out
+
+    # -- Writes on both sides of the partition (pg2 is AP: both succeed).
+    a.run("ma2 = member('ma2', 'chat')")
+    c.run("mc2 = member('mc2', 'chat')")
+    assert a.eval("pg2.delete('gone')") == "ok"
+    b.wait_eval("pg2.which_groups()", ["chat"])
+    assert c.eval("sorted(pg2.which_groups())") == ["chat", "gone"]
+    a.wait_eval(MEMBER_NODES, [a_node, a_node])
+    b.wait_eval(MEMBER_NODES, [a_node, a_node])
+    assert c.eval(MEMBER_NODES) == [c_node, c_node]
+
+    # -- Plug the cable back; c reconnects (to a; b follows transitively) and pg2 exchanges.
+    lan.cable("c", up=True)
+    c.wait_eval(f"ping({a_node!r})", "pong", timeout=20)
+    c.wait_eval("sorted(nodes())", sorted([a_node, b_node]))
+    for shell in (a, b, c):
+        shell.wait_eval(MEMBER_NODES, [a_node, a_node, c_node, c_node])
+        # The add-only heal: c's exchange brings back the group deleted on a's side.
+        shell.wait_eval("sorted(pg2.which_groups())", ["chat", "gone"])
+
+    # Messages cross the healed link: c reaches a's members.
+    since = a.mark()
+    assert c.eval("send_all('chat', 'healed')") == 4
+    a.wait_output(r"ma <[0-9.]+> got: 'healed'", since)
+    a.wait_output(r"ma2 <[0-9.]+> got: 'healed'", since)
+
+    for shell in (c, b, a):
+        assert shell.quit() == 0

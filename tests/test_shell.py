@@ -1,0 +1,273 @@
+"""The node shell, driven as a person drives it: ``python -m repg2 shell`` on a pseudo-terminal.
+
+The acceptance scenario of the workshop (issue 8): node ``a`` starts, node
+``b`` starts connected to ``a``, a group is created on ``a``, a process
+joins from ``b``, ``a`` reads it, ``b`` kills its member, and ``a`` sees it
+leave. Then the failures a workshop meets: a wrong cookie, a node that is not
+there, wrong command-line arguments, and a node name that cannot start.
+
+Every shell is a real OS process (pexpect); they use the run's private port
+mapper (``REPG2_EPMD_PORT``, set by ``conftest.py``) and are killed in the
+teardown even when a step fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect", reason="the shell tests drive a pty with pexpect (pip install pexpect)")
+
+from shell_driver import ROOT, Shell  # noqa: E402 - after the importorskip
+
+pytestmark = [
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(sys.platform == "win32", reason="pexpect.spawn needs a POSIX pty"),
+]
+
+COOKIE = "workshop-cookie"
+HOST = "127.0.0.1"
+
+
+def _unique(base: str) -> str:
+    """A node name no other test run on this machine uses."""
+    return f"{base}{os.getpid()}_{os.urandom(2).hex()}@{HOST}"
+
+
+@pytest.fixture
+def shells(tmp_path: Path) -> Iterator[Callable[..., Shell]]:
+    """Return a factory of shells; every shell still running at the end is killed and reaped."""
+    started: list[Shell] = []
+
+    def start(name: str, *args: str, cookie: str = COOKIE) -> Shell:
+        """Start one shell and wait for its first prompt."""
+        shell = Shell(name, cookie, *args, home=tmp_path)
+        started.append(shell)
+        return shell
+
+    try:
+        yield start
+    finally:
+        for shell in reversed(started):
+            shell.close()
+
+
+def _cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m repg2 ARGS`` without a terminal and capture its output."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "repg2", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# == The workshop scenario ==========================================================
+
+
+def test_two_shells_join_on_b_seen_on_a_and_leave_when_killed(shells: Callable[..., Shell], tmp_path: Path) -> None:
+    """Node b joins a member to a group created on a; a sees it join, and leave when b kills it."""
+    a_name, b_name = _unique("a"), _unique("b")
+    a = shells(a_name)
+    since = a.mark()
+    b = shells(b_name, "--connect", a_name)
+    assert f"connected to {a_name}" in b.seen
+    a.wait_output(rf"\[{a_name}\] nodeup {b_name}", since)  # a's shell reports the new node by itself
+    assert a.eval("nodes()") == [b_name]
+    assert b.eval("nodes()") == [a_name]
+
+    assert a.eval("pg2.create('chat')") == "ok"
+    assert b.eval("pg2.which_groups()") == ["chat"]  # create reached b's pg2 server too
+
+    b.run("bob = member('bob')")
+    assert b.eval("pg2.join('chat', bob)") == "ok"
+    assert a.eval("[erlang.node(p) for p in pg2.get_members('chat')]") == [b_name]
+    assert a.eval("pg2.get_local_members('chat')") == []
+    assert b.eval("pg2.get_local_members('chat') == [bob]") is True
+
+    table = a.run("table()")
+    assert "group 'chat' exists" in table
+    assert "joined 'chat' 1 time" in table
+    assert f"on {b_name}" in a.run("groups()")
+
+    since = b.mark()
+    assert a.eval("send_all('chat', ('hello', 42))") == 1
+    b.wait_output(rf"\[{b_name}\] bob <[0-9.]+> got: \('hello', 42\)", since)
+
+    assert b.eval("kill('bob')") is True
+    a.wait_eval("pg2.get_members('chat')", [])
+    assert b.eval("pg2.get_members('chat')") == []
+    assert a.eval("pg2.which_groups()") == ["chat"]  # the group outlives its last member
+
+    # Leaving stops the node cleanly: Ctrl-D on b, q() on a.
+    since = a.mark()
+    assert b.quit("eof") == 0
+    assert f"node {b_name} stopped" in b.seen
+    a.wait_output(rf"\[{a_name}\] nodedown {b_name}", since)
+    assert a.eval("nodes()") == []
+    assert a.quit("q()") == 0
+    assert (tmp_path / ".repg2_history").is_file()  # readline kept the history
+
+
+def test_prompt_counts_evaluated_inputs_and_helpers_are_listed(shells: Callable[..., Shell]) -> None:
+    """The prompt is Erlang's ``(node)N>``; h() lists every helper; a multi-line input counts once."""
+    name = _unique("p")
+    shell = shells(name)
+    listing = shell.run("h()")
+    for helper in ("member(", "kill(", "send_all(", "groups()", "table()", "nodes()", "ping(", "q()"):
+        assert helper in listing
+    assert shell.count == 2
+    shell.child.sendline("for i in range(2):")
+    shell.child.expect_exact("... ")
+    shell.run("    print('line', i)\n")  # the empty line ends the block; that is evaluation 2
+    assert "line 1" in shell.seen
+    assert shell.eval("node()") == name
+    shell.child.send("send_a\t")  # readline completes the helper's name, with its "("
+    assert shell.run("'nowhere', 1)").count("('error', ('no_such_group', 'nowhere'))") == 1
+    assert shell.eval("self() == erlang.self()") is True
+    assert shell.eval(
+        "sorted(n for n in ('pg2', 'erlang', 'net_kernel', 'ets', 'global_', 'rpc') if n in globals())"
+    ) == [
+        "erlang",
+        "ets",
+        "global_",
+        "net_kernel",
+        "pg2",
+        "rpc",
+    ]
+
+
+# == Failures, each explained in one line ===========================================
+
+
+def test_wrong_cookie_is_named(shells: Callable[..., Shell]) -> None:
+    """A peer with another cookie: connect fails, the shell says the cookie is wrong; the peer logs the refusal."""
+    a_name, c_name = _unique("a"), _unique("c")
+    a = shells(a_name)
+    since = a.mark()
+    c = shells(c_name, "--connect", a_name, cookie="not-the-workshop-cookie")
+    lines = [line for line in c.seen.splitlines() if "cannot connect" in line]
+    assert len(lines) == 1, c.seen
+    assert "cookie" in lines[0]
+    a.wait_output(r"rejected: invalid challenge reply \(wrong cookie\)", since)
+    assert c.eval("nodes()") == []
+    assert c.eval(f"net_kernel.connect_node({a_name!r})") is False
+
+
+def test_missing_peer_is_named(shells: Callable[..., Shell]) -> None:
+    """ping() of a node that does not run says so, and lists the nodes that do run on that host.
+
+    (A host without a port mapper, and a host cut off, are checked across
+    network namespaces in test_netns.py.)
+    """
+    name = _unique("a")
+    shell = shells(name)
+    out = shell.run("ping('nobody@127.0.0.1')")
+    assert "'pang'" in out
+    lines = [line for line in out.splitlines() if "cannot connect" in line]
+    assert len(lines) == 1, out
+    assert "no node named 'nobody' runs on 127.0.0.1" in lines[0]
+    assert name in lines[0]  # the port mapper's list of nodes there
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ([], "required: COMMAND"),
+        (["shell"], "required: --name"),
+        (["shell", "--name", "nohost"], "'nohost' is not a node name"),
+        (["shell", "--name", "a b@127.0.0.1"], "not a node name"),
+        (["shell", "--name", "a@127.0.0.1", "--epmd-port", "70000"], "'70000' is not a TCP port"),
+        (["shell", "--name", "a@127.0.0.1", "--port", "x"], "'x' is not a TCP port"),
+        (["shell", "--name", "a@127.0.0.1", "--port", "9200-9100"], "greater than the last"),
+        (["shell", "--name", "a@127.0.0.1", "--ticktime", "0"], "not a positive number of seconds"),
+        (["shell", "--name", "a@127.0.0.1", "--connect", "peer"], "'peer' is not a node name"),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+        (["nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_wrong_arguments_give_one_line_and_status_2(args: list[str], fragment: str) -> None:
+    """A wrong argument prints one line on stderr, nothing on stdout, and exits with status 2."""
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+    assert lines[0].startswith("python -m repg2")
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("demo", ["--quiet"]),
+        ("xref", ["--check", "file"]),
+        (
+            "shell",
+            ["--name", "--cookie", "--connect", "--ticktime", "--epmd-port", "--port", "--verbose", "firewall"],
+        ),
+    ],
+)
+def test_help_explains_every_option(command: str, options: list[str]) -> None:
+    """``--help`` of each command names each of its options, with a text, and exits 0."""
+    result = _cli(command, "--help")
+    assert result.returncode == 0
+    for option in options:
+        assert option in result.stdout.lower()
+    assert "show this help message" in result.stdout
+
+
+def test_node_that_cannot_start_says_why_in_one_line(shells: Callable[..., Shell]) -> None:
+    """A taken name, or an address that is not this machine's, stops the shell at once with one line, status 1."""
+    name = _unique("t")
+    shells(name)
+    taken = _cli("shell", "--name", name, "--cookie", COOKIE, timeout=10)
+    assert taken.returncode == 1
+    assert taken.stderr.count("\n") == 1
+    assert "is taken on this host" in taken.stderr
+
+    elsewhere = _cli("shell", "--name", "x@192.0.2.1", "--cookie", COOKIE, timeout=10)  # TEST-NET-1: never ours
+    assert elsewhere.returncode == 1
+    assert elsewhere.stderr.count("\n") == 1
+    assert "is not an address of this machine" in elsewhere.stderr
+
+
+def test_port_option_pins_the_node_port(shells: Callable[..., Shell]) -> None:
+    """``--port`` makes the node listen on that port (for a firewall); a second node on it cannot start."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    name = _unique("pinned")
+    shell = shells(name, "--port", str(port))
+    assert f"listening on port {port}," in shell.seen
+    assert shell.eval(f"dist.epmd_port_please('127.0.0.1', {name.split('@')[0]!r})") == port
+
+    second = _cli("shell", "--name", _unique("second"), "--cookie", COOKIE, "--port", str(port), timeout=10)
+    assert second.returncode == 1
+    assert second.stderr.count("\n") == 1
+    assert f"node port {port} is in use" in second.stderr
+
+
+def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
+    """SIGTERM (or a closed terminal's SIGHUP) stops the node as q() does: the peer sees nodedown at once."""
+    a_name, b_name = _unique("a"), _unique("b")
+    a = shells(a_name)
+    b = shells(b_name, "--connect", a_name)
+    since = a.mark()
+    b.child.kill(signal.SIGTERM)
+    b.wait_output(rf"node {b_name} stopped", timeout=10)
+    a.wait_output(rf"\[{a_name}\] nodedown {b_name}", since, timeout=10)
+    b.child.expect(pexpect.EOF, timeout=10)
+    b.child.close()
+    assert b.child.exitstatus == 128 + signal.SIGTERM
