@@ -8,6 +8,9 @@ pg2.erl). This script measures that match for a 10-member group in tables of
 same tables. The prefix column should be flat (ratio largest/smallest near 1);
 the full-scan column grows with the table.
 
+The measuring code lives in ``repg2.bench`` (``ets_prefix_scan``); ``python -m
+repg2 bench`` runs the pg2-level version of this measurement with the others.
+
 Run from the repository root::
 
     python benchmarks/bench_ets.py            # 1k, 10k, 100k rows
@@ -19,45 +22,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2 import erlang, ets  # noqa: E402 - after the path set-up above
-
-GROUP_SIZE = 10
-
-
-def fill(other_rows: int) -> Any:
-    """Make a pg2-shaped ordered_set: ``other_rows`` rows of other groups plus one 10-member group.
-
-    Erlang: none (benchmark set-up)
-    """
-    tab = ets.new("bench", ["ordered_set", "protected"])
-    groups = max(1, other_rows // 10)
-    ets.insert(
-        tab,
-        [(("member", f"other{i % groups}", erlang.Pid("x@h", i, 1)), 1) for i in range(other_rows)],
-    )
-    ets.insert(tab, [(("member", "g", erlang.Pid("a@h", i, 1)), 1) for i in range(GROUP_SIZE)])
-    return tab
-
-
-def timed(fun: Callable[[], Any], repetitions: int) -> list[float]:
-    """Run ``fun`` ``repetitions`` times; return each run's time in microseconds.
-
-    Erlang: none (benchmark timing)
-    """
-    fun()  # warm up
-    samples = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        fun()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
+from repg2.bench import GROUP_SIZE, ets_prefix_scan  # noqa: E402 - after the path set-up above
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,21 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 1k and 10k rows only")
     args = parser.parse_args(argv)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
-    reps = 50 if args.quick else 300
-    full_reps = 5 if args.quick else 20
-
-    prefix_pattern = (("member", "g", "$1"), "$2")  # pg2:group_members/1
-    full_pattern = ("_", "$1")  # an unbound key: every row is examined
-
-    rows = []
-    for size in sizes:
-        tab = fill(size)
-        found = ets.match(tab, prefix_pattern)
-        assert len(found) == GROUP_SIZE, found
-        prefix = timed(lambda tab=tab: ets.match(tab, prefix_pattern), reps)
-        full = timed(lambda tab=tab: ets.match(tab, full_pattern), full_reps)
-        rows.append((size, prefix, full))
-        ets.delete(tab)
+    rows = ets_prefix_scan(sizes, 50 if args.quick else 300, 5 if args.quick else 20)
 
     print(f"ETS ordered_set match, a {GROUP_SIZE}-row group among N other rows (microseconds)")
     print(f"{'N other rows':>12} | {'prefix median':>13} {'min':>8} {'max':>8} | {'full scan median':>16} {'min':>10}")

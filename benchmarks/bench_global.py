@@ -13,6 +13,9 @@ first shows why global's locks suit rare contention: a refused client
 sleeps far longer than a lock is held. Figures are wall-clock on this
 machine; they compare shapes, not machines.
 
+What runs on the nodes (``setup``, ``one_trans``, ``trans_client``, the
+counting back-off sleep) lives in ``repg2.bench``, importable by every node.
+
 Run from the repository root::
 
     python benchmarks/bench_global.py            # 2000 trans per size, 10 s per contention run
@@ -22,35 +25,14 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_global_nodes as nodes_mod  # noqa: E402 - after the path set-up above
-
-from repg2 import erlang, gen_server  # noqa: E402
+from repg2 import bench, erlang, gen_server  # noqa: E402 - after the path set-up above
 from repg2.cluster import Cluster  # noqa: E402
-
-
-def timed(fun: Callable[[], Any], repetitions: int) -> list[float]:
-    """Run ``fun`` ``repetitions`` times after a short warm-up; return each run's time in microseconds.
-
-    Erlang: none (benchmark timing)
-    """
-    for _ in range(min(20, repetitions)):
-        fun()
-    samples = []
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        fun()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
 
 
 def summary(samples: list[float]) -> str:
@@ -59,9 +41,8 @@ def summary(samples: list[float]) -> str:
     Erlang: none (benchmark report)
     """
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return (
-        f"{statistics.median(ordered) / 1000:7.2f} {p99 / 1000:7.2f}   "
+        f"{bench.percentile(ordered, 50) / 1000:7.2f} {bench.percentile(ordered, 99) / 1000:7.2f}   "
         f"{ordered[0] / 1000:6.2f}-{ordered[-1] / 1000:<7.2f}"
     )
 
@@ -74,13 +55,13 @@ def latency(sizes: list[int], reps: int) -> None:
     print(f"trans + multi_call latency, {reps} sequential writes from node a, ms")
     print(f"{'nodes':>5}  {'what':<20} {'median':>7} {'p99':>7}   min-max")
     for size in sizes:
-        with Cluster(size, prefix="bench_") as cluster:
+        with Cluster(size, prefix=bench.PREFIX) as cluster:
             names = list(cluster.nodes)
             for node in names:
-                cluster.rpc(node, nodes_mod.setup, 1.0)
+                cluster.rpc(node, bench.setup, 1.0)
             resource = ("bench", "latency")
-            lock = timed(lambda: nodes_mod.one_trans(names, resource), reps)
-            bare = timed(lambda: gen_server.multi_call(names, nodes_mod.ECHO, "ping"), reps)
+            lock = bench.timed(lambda: bench.one_trans(names, resource), reps)
+            bare = bench.timed(lambda: gen_server.multi_call(names, bench.ECHO, "ping"), reps)
             print(f"{size:>5}  {'trans(multi_call)':<20} {summary(lock)}")
             print(f"{size:>5}  {'multi_call alone':<20} {summary(bare)}")
 
@@ -92,16 +73,16 @@ def contention(seconds: float, scales: list[float], clients: int = 4) -> None:
     """
     print(f"\n{clients} clients, one resource, 3 nodes, {seconds:.0f} s per run")
     print(f"{'back-off':<14} {'trans/s':>8} {'per client (min-max)':>22} {'sleeps/trans':>13}")
-    with Cluster(3, prefix="bench_") as cluster:
+    with Cluster(3, prefix=bench.PREFIX) as cluster:
         names = list(cluster.nodes)
         me = erlang.self()
         for scale in scales:
             for node in names:
-                cluster.rpc(node, nodes_mod.setup, scale)
-                cluster.rpc(node, nodes_mod.take_sleeps)
+                cluster.rpc(node, bench.setup, scale)
+                cluster.rpc(node, bench.take_sleeps)
             start_at = time.time() + 0.5
             pids = [
-                cluster.spawn(names[i % len(names)], nodes_mod.client, me, names, ("bench", "hot"), seconds, start_at)
+                cluster.spawn(names[i % len(names)], bench.trans_client, me, names, ("bench", "hot"), seconds, start_at)
                 for i in range(clients)
             ]
             counts = []
@@ -112,7 +93,7 @@ def contention(seconds: float, scales: list[float], clients: int = 4) -> None:
                 if msg is erlang.TIMEOUT:
                     raise RuntimeError(f"client {pid!r} did not finish")
                 counts.append(msg[2])
-            sleeps = sum(cluster.rpc(node, nodes_mod.take_sleeps) for node in names)
+            sleeps = sum(cluster.rpc(node, bench.take_sleeps) for node in names)
             total = sum(counts)
             label = "OTP (1x)" if scale == 1.0 else f"OTP / {scale:.0f}"
             print(

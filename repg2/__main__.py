@@ -1,10 +1,11 @@
-"""The ``python -m repg2`` command line: ``demo``, ``shell`` and ``xref``.
+"""The ``python -m repg2`` command line: ``demo``, ``shell``, ``xref`` and ``bench``.
 
 The Python counterpart of starting ``erl``: ``demo`` runs a narrated
 three-node pg2 session on this machine, ``shell`` makes this process a node
 and gives it a REPL (``erl -name``), ``xref`` prints the map from Erlang
-functions to their Python translations. A wrong argument is one line on
-stderr and exit status 2.
+functions to their Python translations, ``bench`` measures pg2's
+performance characteristics beside their floors (``repg2.bench``). A wrong
+argument is one line on stderr and exit status 2.
 """
 
 from __future__ import annotations

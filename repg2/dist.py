@@ -1066,6 +1066,7 @@ class Distribution:
         """
         peer = "<unknown>"
         pend: _Pending | None = None
+        replaces = False  # the peer says our connection with it is stale
         try:
             sock.settimeout(self.setuptime)  # a peer that never finishes is dropped
             hello = _recv_hs(sock, "n")
@@ -1079,12 +1080,9 @@ class Distribution:
                 _send_hs(sock, "s", {"status": "alive"})
                 if not _field(_recv_hs(sock, "s"), "alive", bool):
                     return
-                old = self._conns.get(peer)
-                if old is not None:
-                    self._teardown(old, "connection replaced")  # the peer restarted or lost it
-                status, pend = self._accept_pending(peer)
-                if status != "ok":
-                    return  # a third party won the race for this name: give up
+                # The old connection is dropped below, once the peer has proved the cookie:
+                # anyone who merely knows a node's name must not be able to cut it off.
+                replaces = True
             elif status != "ok":
                 _send_hs(sock, "s", {"status": status})
                 return
@@ -1100,6 +1098,13 @@ class Distribution:
                     "** Connection attempt from node %s rejected: invalid challenge reply (wrong cookie) **", peer
                 )
                 return
+            if replaces:
+                old = self._conns.get(peer)
+                if old is not None:
+                    self._teardown(old, "connection replaced")  # the peer restarted or lost it
+                status, pend = self._accept_pending(peer)
+                if status != "ok":
+                    return  # a third party won the race for this name: give up
             ack = _digest(self.cookie, b"ack", their, ours, peer, self.name)
             payload = b"a" + json.dumps({"digest": ack.hex()}).encode()
             sock.settimeout(None)

@@ -52,12 +52,14 @@ Differences from OTP (see ``TRANSLATION_NOTES.md``):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 __all__ = [
@@ -254,7 +256,9 @@ class Pid:
 
         Erlang: none (term order among pids)
         """
-        return (self.node, self.id, self.creation)
+        if self._node is None:  # the properties, inlined: pids are compared a lot (ordered_set keys)
+            return (_identity.name, self.id, _identity.creation)
+        return (self._node, self.id, self._creation)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pid) and self._key() == other._key()
@@ -340,6 +344,74 @@ def make_ref() -> Ref:
 # == Processes ===============================================================
 
 
+class _Signal:
+    """The lock and wake-up of one mailbox: a condition variable with a single waiter.
+
+    Erlang: none (how the BEAM wakes a process blocked in receive when a message arrives)
+
+    After ``threading.Condition``, but not quite the same: only the owning
+    process ever waits on its mailbox, so instead of a fresh lock queued per
+    ``wait`` and a queue walk per ``notify`` one permanent lock does:
+    ``_wakeup`` is held while nobody is to be woken, and ``notify`` releases
+    it once for a waiter. Every message delivered crosses this, so it is
+    worth a few microseconds per message. Supports what this module uses of
+    a Condition: ``with``, ``acquire``, ``release``, ``wait``, ``notify``,
+    ``notify_all``, each (but ``acquire``) with the lock held.
+    """
+
+    __slots__ = ("_lock", "_wakeup", "_waiting", "acquire", "release")
+
+    def __init__(self) -> None:
+        """Erlang: none (a new process's mailbox lock)"""
+        self._lock = threading.Lock()
+        self.acquire = self._lock.acquire
+        self.release = self._lock.release
+        # Invariant (under _lock): _wakeup is held unless a notify has released
+        # it for a waiter that has not taken it yet; _waiting says a wait runs.
+        self._wakeup = threading.Lock()
+        self._wakeup.acquire()
+        self._waiting = False
+
+    def __enter__(self) -> bool:
+        return self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Release the lock, sleep until notified (or ``timeout`` seconds), take the lock again.
+
+        Erlang: none (a process suspended in receive)
+
+        Returns:
+            True if notified, False on a timeout.
+        """
+        self._waiting = True
+        self._lock.release()
+        woken = False
+        try:
+            woken = self._wakeup.acquire() if timeout is None else self._wakeup.acquire(True, timeout)
+        finally:
+            self._lock.acquire()
+            if not woken:
+                if self._waiting:
+                    self._waiting = False  # nobody notified: the invariant holds as it is
+                else:
+                    woken = self._wakeup.acquire(False)  # notified after the timeout: take that release
+        return woken
+
+    def notify(self) -> None:
+        """Wake the waiter, if one waits (lock held).
+
+        Erlang: none (scheduling a process that a message has made runnable)
+        """
+        if self._waiting:
+            self._waiting = False
+            self._wakeup.release()
+
+    notify_all = notify  # one waiter at most
+
+
 class _Process:
     """The runtime's record of one local process: mailbox, links, monitors.
 
@@ -352,7 +424,7 @@ class _Process:
     def __init__(self, pid: Pid, spawned: bool) -> None:
         self.pid = pid
         self.spawned = spawned  # False: a plain thread that called self()
-        self.cond = threading.Condition(threading.Lock())
+        self.cond = _Signal()
         self.mailbox: list[Term] = []
         self.pending_exit: Reason | None = None  # a fatal exit signal not yet acted on
         self.killed = False  # True once a fatal exit signal was accepted
@@ -431,6 +503,10 @@ class DistHook(Protocol):
         """Erlang: none (the MONITOR_P_EXIT control message)"""
         ...
 
+    def corked(self) -> AbstractContextManager[None]:
+        """Erlang: none (the port's output queue: frames of one burst share a write)"""
+        ...
+
 
 _dist: DistHook | None = None
 
@@ -476,6 +552,19 @@ def _set_dist(hook: DistHook | None) -> None:
     """
     global _dist
     _dist = hook
+
+
+def _corked() -> AbstractContextManager[None]:
+    """Return a context in which this thread's messages to other nodes leave together at its end.
+
+    Erlang: none (the BEAM buffers distribution output in the port; see Distribution.corked)
+
+    For a burst that never blocks, such as gen_server's monitor-and-send to
+    every node of a multi_call: one write per node instead of one per
+    message. Without a distribution it does nothing.
+    """
+    dist = _dist
+    return contextlib.nullcontext() if dist is None else dist.corked()
 
 
 def on_process_exit(callback: Callable[[Pid, Reason], None]) -> None:
@@ -722,7 +811,8 @@ def _send_pid(pid: Pid, msg: Term) -> None:
         if _trace_hook is not None:
             _trace_hook.sent(pid, msg)
         _dist.send(current_process_or_none(), pid, msg)
-    # else: a pid of an earlier incarnation of this node, or no distribution: dropped.
+    else:  # a pid of an earlier incarnation of this node, or no distribution: dropped, as in Erlang
+        log.debug("message to %r dropped: an earlier incarnation of this node, or no distribution to send it", pid)
 
 
 def _deliver(proc: _Process, msg: Term) -> None:
@@ -867,7 +957,8 @@ def flush(match: Callable[[Term], bool] | None = None) -> list[Term]:
     proc = _current()
     with proc.cond:
         taken = [m for m in proc.mailbox if match is None or match(m)]
-        proc.mailbox[:] = [m for m in proc.mailbox if not (match is None or match(m))]
+        if taken:  # rebuild the mailbox only if something left it (demonitor's flush mostly finds nothing)
+            proc.mailbox[:] = [m for m in proc.mailbox if not (match is None or match(m))]
     return taken
 
 

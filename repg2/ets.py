@@ -78,11 +78,13 @@ Differences from OTP (see ``TRANSLATION_NOTES.md``):
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import itertools
+import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from sortedcontainers import SortedDict
 
@@ -128,6 +130,19 @@ MatchSpec = list[tuple[Any, list[Any], list[Any]]]  # [(Head, Guards, Body)]
 
 END_OF_TABLE = "$end_of_table"  # what first/next/last/prev return at the end
 _NO_KEY = object()  # marks delete/1 (no key) apart from delete/2
+# Caches keyed by Python's == must not mix terms that Python finds equal and
+# Erlang does not: 1 == 1.0 == True, and a str subclass may equal a str yet
+# name another atom (terms.term_key uses its str()). So a cache key carries
+# the exact types of the elements it covers, and only flat tuples whose
+# elements are all of these types are remembered: for them == is Erlang's ==.
+_PLAIN_LEAVES = frozenset({str, bytes, erlang.Pid, erlang.Ref})
+# Term-order keys of such ordered_set keys, by (element types, key).
+# Bounded by clearing.
+_TERM_KEYS_MAX = 4096
+_term_keys: dict[Any, Any] = {}
+# Above every term key: keys are (tag, ...) tuples and no tag exceeds BINARY's.
+# A prefix followed by it bounds a prefix range from above (_OrderedStore.prefix).
+_ABOVE_EVERY_TERM = (terms.BINARY + 1,)
 _TYPES = ("set", "ordered_set", "bag", "duplicate_bag")
 _ACCESS = ("public", "protected", "private")
 
@@ -177,13 +192,18 @@ def _copy(term: Term) -> Term:
 
     Erlang: none (ETS copies terms in and out of tables; only lists are mutable here)
     """
+    # Only containers are visited: a tuple without a list inside comes back
+    # as itself without allocating anything (every ETS row passes here).
     if isinstance(term, list):
-        return [_copy(item) for item in term]
+        return [_copy(item) if isinstance(item, list | tuple) else item for item in term]
     if isinstance(term, tuple):
-        items = [_copy(item) for item in term]
-        if builtins.all(new is old for new, old in zip(items, term, strict=True)):
-            return term
-        return _rebuild(term, items)
+        for i, item in enumerate(term):
+            if isinstance(item, list | tuple):
+                copied = _copy(item)
+                if copied is not item:  # a list inside: rebuild this tuple from here on
+                    rest = [_copy(x) if isinstance(x, list | tuple) else x for x in term[i + 1 :]]
+                    return _rebuild(term, [*term[:i], copied, *rest])
+        return term
     return term
 
 
@@ -258,6 +278,13 @@ class _HashStore:
         else:
             bucket.append(obj)
             self.size += 1
+
+    def contains(self, k: Any) -> bool:
+        """Say whether any object is stored under ``k``.
+
+        Erlang: none (db_member_hash)
+        """
+        return k in self.buckets
 
     def delete_key(self, k: Any) -> None:
         """Remove every object under ``k``.
@@ -348,8 +375,30 @@ class _OrderedStore:
         """Turn a key into its term-order key (raises TypeError for a non-term).
 
         Erlang: none (cmp_key in db_tree.c)
+
+        Flat tuple keys of atoms, pids, refs and binaries are remembered (see
+        :data:`_term_keys`): every pg2 read looks ``('group', Name)`` up again.
         """
-        return terms.term_key(key)
+        if type(key) is not tuple:
+            return terms.term_key(key)
+        signature = (tuple(map(type, key)), key)
+        try:
+            return _term_keys[signature]
+        except (KeyError, TypeError):  # TypeError: a key with a list in it
+            pass
+        found = terms.term_key(key)
+        if _PLAIN_LEAVES.issuperset(signature[0]):
+            if len(_term_keys) >= _TERM_KEYS_MAX:
+                _term_keys.clear()  # atomic under the GIL
+            _term_keys[signature] = found
+        return found
+
+    def contains(self, k: Any) -> bool:
+        """Say whether an object is stored under ``k``.
+
+        Erlang: none (db_member_tree)
+        """
+        return k in self.tree
 
     def get(self, k: Any) -> list[Object]:
         """Return ``[object]`` stored under ``k``, or ``[]``.
@@ -396,23 +445,37 @@ class _OrderedStore:
         """
         return iter(self.tree.values())
 
-    def prefix(self, size: int, prefix: tuple[Any, ...]) -> Iterator[Object]:
-        """Iterate over the objects whose key is a ``size``-tuple starting with ``prefix``.
+    def prefix(self, size: int, prefix: tuple[Any, ...]) -> list[Object]:
+        """Return the objects whose key is a ``size``-tuple starting with ``prefix``, in order.
 
         Erlang: none (the partly bound key case of db_select_tree)
 
         Tuples order by size, then element by element, so those keys are
-        contiguous: start at the least of them (a shorter tuple of element
-        keys sorts before every longer one it begins) and stop at the first
-        key that is not one of them. O(log n + k).
+        contiguous: they lie between the least of them (a shorter tuple of
+        element keys sorts before every longer one it begins) and the prefix
+        followed by a key above every term. Bisections bound the range, so
+        no key is compared in Python: O(log n + k).
+
+        The bisections run on the ``SortedList`` of keys inside the
+        ``SortedDict`` directly (``_lists``, sorted sublists, and ``_maxes``,
+        the last key of each; sortedcontainers' documented implementation):
+        its public ``irange`` costs about 9 µs of Python per call, more than
+        the rest of a 10-member pg2 read.
         """
-        tag, n = terms.TUPLE, len(prefix)
-        lower = (tag, size, prefix)
-        tree = self.tree
-        for k in tree.irange(minimum=lower):
-            if k[0] != tag or k[1] != size or k[2][:n] != prefix:
-                return
-            yield tree[k]
+        keys = self.tree._list
+        lists, maxes = keys._lists, keys._maxes
+        lower, upper = (terms.TUPLE, size, prefix), (terms.TUPLE, size, (*prefix, _ABOVE_EVERY_TERM))
+        pos = bisect.bisect_left(maxes, lower)
+        start = bisect.bisect_left(lists[pos], lower) if pos < len(maxes) else 0
+        found: list[Any] = []
+        while pos < len(maxes):
+            sub = lists[pos]
+            end = bisect.bisect_left(sub, upper, start)
+            found += sub[start:end]
+            if end < len(sub):
+                break
+            pos, start = pos + 1, 0
+        return list(map(self.tree.__getitem__, found))
 
     def first_key(self) -> Term:
         """Return the least key, or ``'$end_of_table'``.
@@ -533,6 +596,8 @@ def _resolve(tab: Tab, fname: str) -> _Table | None:
     Raises:
         ErlangError: ``badarg`` if ``tab`` is neither an atom nor a Tid.
     """
+    if type(tab) is str:  # the common case, a named table, without a call
+        return _names.get(tab)
     if isinstance(tab, Tid):
         return _tables.get(tab.id)
     name = _atom(tab)
@@ -1020,7 +1085,7 @@ def member(tab: Tab, key: Term) -> bool:
     k = _keyof(t, key, "member/2")
     with t.lock:
         _alive(t, "member/2")
-        return bool(t.store.get(k))
+        return t.store.contains(k)
 
 
 def tab2list(tab: Tab) -> list[Object]:
@@ -1224,6 +1289,174 @@ def _candidates(t: _Table, head: Pattern, fname: str) -> Iterable[Object]:
     return store.objects()
 
 
+# Compiled patterns, keyed by the pattern's exact key: 1 and 1.0 are two
+# patterns (they match different objects), so the key must be =:=, not ==.
+# Bounded by clearing: pg2's patterns carry group names and pids, so their
+# number grows with the table; a rebuild costs one compile each.
+_COMPILED_MAX = 1024
+_compiled_patterns: dict[Any, tuple[Matcher, tuple[int, ...]]] = {}
+
+
+def _compiled(pattern: Pattern, fname: str) -> tuple[Matcher, tuple[int, ...]]:
+    """Return ``pattern``'s matcher and its variable numbers in order, compiling once per pattern.
+
+    Erlang: none (the BEAM compiles a match spec per call too, but in C; see db_match_compile)
+
+    Raises:
+        ErlangError: ``badarg`` if a constant in the pattern is not a term.
+    """
+    try:
+        cache_key: Any = terms.exact_key(pattern)
+    except TypeError:
+        cache_key = None  # not a term: _compile says badarg below
+    found = _compiled_patterns.get(cache_key) if cache_key is not None else None
+    if found is None:
+        variables: set[int] = set()
+        found = (_compile(pattern, variables, fname), tuple(sorted(variables)))
+        if cache_key is not None:
+            if len(_compiled_patterns) >= _COMPILED_MAX:
+                _compiled_patterns.clear()  # atomic under the GIL, unlike evicting one entry
+            _compiled_patterns[cache_key] = found
+    return found
+
+
+class _PrefixPlan(NamedTuple):
+    """How to answer a match whose key has a bound prefix and only variables after it.
+
+    Erlang: none (what db_select_tree does for a partly bound key, specialised)
+
+    pg2 reads only with patterns like ``(('member', Name, '$1'), '$2')``: the
+    key's leading elements are bound, every other element of the key and of
+    the object is a distinct variable or ``'_'``. In an ordered_set the prefix
+    range already holds exactly the objects whose key has that size and that
+    prefix (by ``==``), so matching is reduced to a size check, an ``=:=``
+    check of the bound elements that hold numbers (``1 == 1.0`` but not
+    ``=:=``), and reading the bindings by position.
+    """
+
+    keypos: int  # 0-based position of the key in the object
+    size: int  # the size of the key tuple
+    bound: tuple[Any, ...]  # the bound leading elements of the key
+    prefix: tuple[Any, ...]  # their term-order keys: the range to scan
+    inexact: tuple[int, ...]  # indices of bound elements holding numbers: checked with =:= per object
+    width: int  # the size of the pattern, so of every matching object
+    slots: tuple[tuple[int, int], ...]  # per variable in number order: (object index, key index or -1)
+    getters: tuple[Callable[[Object], Any], ...]  # per variable: read its value from a matching object
+
+
+# Prefix plans, keyed by (keypos, element types of the pattern and of its key,
+# pattern), for keys of _PLAIN_LEAVES only (see there).
+_prefix_plans: dict[tuple[int, tuple[type, ...], tuple[type, ...], Pattern], _PrefixPlan] = {}
+
+
+def _numberless(term: Any) -> bool:
+    """Say whether ``term`` holds no number and no bool, at any depth.
+
+    Erlang: none (for such terms, == and =:= agree, and so does Python's ==)
+    """
+    if isinstance(term, tuple | list):
+        return builtins.all(_numberless(item) for item in term)
+    return not isinstance(term, int | float)
+
+
+def _prefix_plan(pattern: Pattern, keypos: int, fname: str) -> _PrefixPlan | None:
+    """Return a :class:`_PrefixPlan` for ``pattern``, or None if it is not of that shape.
+
+    Erlang: none (the key analysis of db_select_tree, for the shape pg2 uses)
+
+    Raises:
+        ErlangError: ``badarg`` if a bound element is not a term.
+    """
+    if type(pattern) is not tuple or len(pattern) < keypos:
+        return None
+    key = pattern[keypos - 1]
+    if type(key) is not tuple:
+        return None
+    signature = (keypos, tuple(map(type, pattern)), tuple(map(type, key)), pattern)
+    try:
+        return _prefix_plans[signature]
+    except (KeyError, TypeError):  # TypeError: a list in the pattern is not hashable
+        pass
+    slots: dict[int, tuple[int, int]] = {}
+    n_bound = 0
+    for j, p in enumerate(key):
+        if j == n_bound and _ground(p):
+            n_bound += 1
+            continue
+        if type(p) is not str:
+            return None
+        if p != "_":
+            n = _variable(p)
+            if n is None or n in slots:
+                return None
+            slots[n] = (keypos - 1, j)
+    if n_bound == 0:
+        return None
+    for i, p in enumerate(pattern):
+        if i == keypos - 1:
+            continue
+        if type(p) is not str:
+            return None
+        if p != "_":
+            n = _variable(p)
+            if n is None or n in slots:
+                return None
+            slots[n] = (i, -1)
+    bound = key[:n_bound]
+    try:
+        prefix = tuple(terms.term_key(p) for p in bound)
+    except TypeError as exc:
+        raise _badarg(fname, f"bad pattern: {exc}") from exc
+    inexact = tuple(j for j, p in enumerate(bound) if not _numberless(p))
+    ordered = tuple(slots[n] for n in sorted(slots))
+    getters = tuple(operator.itemgetter(i) if j < 0 else _nested_getter(i, j) for i, j in ordered)
+    plan = _PrefixPlan(keypos - 1, len(key), bound, prefix, inexact, len(pattern), ordered, getters)
+    if _PLAIN_LEAVES.issuperset(signature[2]):  # the other elements are variables: plain str
+        if len(_prefix_plans) >= _COMPILED_MAX:
+            _prefix_plans.clear()
+        _prefix_plans[signature] = plan
+    return plan
+
+
+def _nested_getter(i: int, j: int) -> Callable[[Object], Any]:
+    """Return a function reading element ``j`` of element ``i`` of an object (0-based).
+
+    Erlang: none (a variable bound inside the key, read by position)
+    """
+    return lambda obj: obj[i][j]
+
+
+def _match_prefix(t: _Table, plan: _PrefixPlan, fname: str) -> list[list[Term]]:
+    """Answer ``match/2`` with a prefix plan: one range scan, bindings read by position.
+
+    Erlang: none (db_select_tree over a partly bound key)
+    """
+    store = t.store
+    assert isinstance(store, _OrderedStore)  # only planned for ordered_set
+    with t.lock:
+        if t.deleted:
+            raise _badarg(fname, f"table {t.ref!r} was deleted")
+        # Objects are immutable tuples: reading them after the lock is released is safe.
+        objects = store.prefix(plan.size, plan.prefix)
+        t.rows_examined += len(objects)
+        has_lists = t.has_lists
+    width, kp = plan.width, plan.keypos
+    if plan.inexact:
+        exact = [(j, terms.exact_key(plan.bound[j])) for j in plan.inexact]
+        objects = [o for o in objects if builtins.all(terms.exact_key(o[kp][j]) == e for j, e in exact)]
+    # One comprehension and no inner one for one or two variables: all pg2 binds.
+    match plan.getters:
+        case (get1,):
+            found = [[get1(obj)] for obj in objects if len(obj) == width]
+        case (get1, get2):
+            found = [[get1(obj), get2(obj)] for obj in objects if len(obj) == width]
+        case getters:
+            found = [[get(obj) for get in getters] for obj in objects if len(obj) == width]
+    if has_lists:
+        return [[_copy(value) for value in row] for row in found]
+    return found
+
+
 def _run(t: _Table, clauses: list[tuple[Pattern, Matcher]], fname: str) -> list[tuple[int, Object, dict[int, Any]]]:
     """Match every candidate object against the clauses; first matching clause wins.
 
@@ -1267,9 +1500,11 @@ def match(tab: Tab, pattern: Pattern) -> list[list[Term]]:
     scan (see the module docstring).
     """
     t = _table(tab, "match/2")
-    variables: set[int] = set()
-    matcher = _compile(pattern, variables, "match/2")
-    order = sorted(variables)
+    if t.kind == "ordered_set":
+        plan = _prefix_plan(pattern, t.keypos, "match/2")
+        if plan is not None:  # pg2's every read: no matcher needed (see _PrefixPlan)
+            return _match_prefix(t, plan, "match/2")
+    matcher, order = _compiled(pattern, "match/2")
     found = _run(t, [(pattern, matcher)], "match/2")
     return [[t.out(env[n]) for n in order] for _, _, env in found]
 
@@ -1280,7 +1515,7 @@ def match_object(tab: Tab, pattern: Pattern) -> list[Object]:
     Erlang: ets:match_object/2
     """
     t = _table(tab, "match_object/2")
-    matcher = _compile(pattern, set(), "match_object/2")
+    matcher, _order = _compiled(pattern, "match_object/2")
     return [t.out(obj) for _, obj, _ in _run(t, [(pattern, matcher)], "match_object/2")]
 
 
@@ -1293,7 +1528,7 @@ def match_delete(tab: Tab, pattern: Pattern) -> bool:
         ``True``.
     """
     t = _table(tab, "match_delete/2", write=True)
-    matcher = _compile(pattern, set(), "match_delete/2")
+    matcher, _order = _compiled(pattern, "match_delete/2")
     with t.lock:
         # One critical section for the match and the deletes: t.lock is not
         # re-entrant, so match first into a list, then delete, both held.
@@ -1372,8 +1607,9 @@ def select(tab: Tab, match_spec: MatchSpec) -> list[Term]:
             raise _badarg("select/2", f"match-spec guards are not ported: {guards!r}")
         if not isinstance(body, list) or not body:
             raise _badarg("select/2", f"a clause body is a non-empty list: {body!r}")
-        variables: set[int] = set()
-        clauses.append((head, _compile(head, variables, "select/2")))
+        matcher, order = _compiled(head, "select/2")
+        variables = set(order)
+        clauses.append((head, matcher))
         # Every expression is checked; only the last one gives the value.
         bodies.append([_compile_body(e, variables, "select/2") for e in body][-1])
     if not clauses:

@@ -407,6 +407,22 @@ def _dest(server: ServerRef, fun: str) -> Pid | str | tuple[str, str]:
     raise erlang.ErlangError("badarg", f"{fun}: not a server reference: {server!r}")
 
 
+def _check_timeout(timeout: Timeout, fun: str) -> None:
+    """Refuse a timeout that is neither ``'infinity'`` nor a finite number of seconds >= 0.
+
+    Erlang: none (the guards of gen:call/4: Timeout =:= infinity; is_integer(Timeout), Timeout >= 0)
+
+    Checked before anything is sent: a request whose wait would then fail
+    must not reach the server (a ``stop`` would still stop it) nor leave a
+    monitor and a late reply behind in the caller.
+    """
+    if timeout is None or timeout == "infinity":
+        return
+    # Chained, so NaN and +inf are refused too.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
+        raise erlang.ErlangError("badarg", f"{fun}: bad timeout {timeout!r} (seconds >= 0 or 'infinity')")
+
+
 def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
@@ -425,6 +441,7 @@ def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOU
         server's exit reason when it dies before replying.
     """
     dest = _dest(server, "gen_server:call/3")
+    _check_timeout(timeout, "gen_server:call/3")
     where = ("gen_server", "call", [server, request, timeout] if timeout != DEFAULT_CALL_TIMEOUT else [server, request])
     me = erlang.self()
     if isinstance(dest, str):
@@ -432,8 +449,9 @@ def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOU
         if target == "undefined":
             raise ExitError(("noproc", where))
         dest = target
-    mref = erlang.monitor("process", dest)
-    erlang.send(dest, ("$gen_call", (me, mref), request))
+    with erlang._corked():  # a remote server's monitor and request share one write
+        mref = erlang.monitor("process", dest)
+        erlang.send(dest, ("$gen_call", (me, mref), request))
     msg = erlang.receive(
         lambda m: (
             isinstance(m, tuple) and ((len(m) == 2 and m[0] == mref) or (len(m) == 5 and m[:2] == ("DOWN", mref)))
@@ -496,7 +514,9 @@ def stop(server: ServerRef, reason: Any = "normal", timeout: Timeout = "infinity
     name is free for a new server at once), and exit with the server's
     reason if it ended with another one (say, its ``terminate`` crashed).
     """
-    mref = erlang.monitor("process", _dest(server, "gen_server:stop/3"))
+    dest = _dest(server, "gen_server:stop/3")
+    _check_timeout(timeout, "gen_server:stop/3")
+    mref = erlang.monitor("process", dest)
     try:
         _system_call(server, ("terminate", reason), timeout)
     except ExitError as exc:
@@ -545,6 +565,7 @@ def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
     Erlang: sys:send_system_msg/2
     """
     dest = _dest(server, "sys:get_state/2")
+    _check_timeout(timeout, f"sys:{request if isinstance(request, str) else request[0]}/2")
     me = erlang.self()
     if isinstance(dest, str):
         target = erlang.whereis(dest)
@@ -604,9 +625,8 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
         raise TypeError("gen_server:multi_call/2,3,4: takes 2 to 4 arguments")
     if not isinstance(name, str) or not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
         raise erlang.ErlangError("badarg", f"gen_server:multi_call/4: bad arguments {nodes!r}, {name!r}")
-    if timeout != "infinity" and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
-        raise erlang.ErlangError("badarg", f"gen_server:multi_call/4: bad timeout {timeout!r}")
-    if timeout == "infinity":
+    _check_timeout(timeout, "gen_server:multi_call/4")
+    if timeout is None or timeout == "infinity":
         return _do_multi_call(nodes, name, request, None)
     return _multi_call_via_middleman(nodes, name, request, timeout)
 
@@ -649,10 +669,11 @@ def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | N
     me = erlang.self()
     tag = erlang.make_ref()
     pending: dict[Ref, str] = {}
-    for node in sorted(set(nodes), key=nodes.index):
-        mref = erlang.monitor("process", (name, node))
-        erlang.send((name, node), ("$gen_call", (me, (tag, node)), request))
-        pending[mref] = node
+    with erlang._corked():  # each remote node's monitor and request share one write
+        for node in sorted(set(nodes), key=nodes.index):
+            mref = erlang.monitor("process", (name, node))
+            erlang.send((name, node), ("$gen_call", (me, (tag, node)), request))
+            pending[mref] = node
     by_node = {node: mref for mref, node in pending.items()}
     replies: list[tuple[str, Any]] = []
     bad: list[str] = []
@@ -686,7 +707,11 @@ def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | N
     for mref, node in pending.items():  # the timer fired: whoever is left is bad
         erlang.demonitor(mref, ["flush"])
         bad.append(node)
-    erlang._drop_tagged(tag)
+    if pending:
+        # Only a timeout leaves replies that may still come. With every node
+        # answered or 'DOWN' none can: a server's reply travels before its
+        # 'DOWN', and a lost connection carries nothing more.
+        erlang._drop_tagged(tag)
     return sorted(replies, key=lambda r: r[0]), sorted(bad)
 
 

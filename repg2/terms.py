@@ -124,24 +124,33 @@ class _PidOrder:
         self.pid = pid
         self._hash = hash(pid)  # a pid's hash is its id's: stable across renames
 
+    # Fast paths, because every ordered_set insert or range scan over pg2's
+    # keys compares pids several times: two pids with different ids are
+    # different pids; two local pids share node and creation, so their ids
+    # order them. Anything else compares whole keys.
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _PidOrder):
             return NotImplemented
-        return bool(self.pid._key() == other.pid._key())
+        a, b = self.pid, other.pid
+        return a is b or (a.id == b.id and bool(a._key() == b._key()))
 
     def __ne__(self, other: object) -> bool:
         if not isinstance(other, _PidOrder):
             return NotImplemented
-        return bool(self.pid._key() != other.pid._key())
+        return not self.__eq__(other)
 
     def __lt__(self, other: _PidOrder) -> bool:
-        return bool(self.pid._key() < other.pid._key())
+        a, b = self.pid, other.pid
+        if a.is_local() and b.is_local():
+            return bool(a.id < b.id)
+        return bool(a._key() < b._key())
 
     def __le__(self, other: _PidOrder) -> bool:
         return bool(self.pid._key() <= other.pid._key())
 
     def __gt__(self, other: _PidOrder) -> bool:
-        return bool(self.pid._key() > other.pid._key())
+        return other.__lt__(self)
 
     def __ge__(self, other: _PidOrder) -> bool:
         return bool(self.pid._key() >= other.pid._key())

@@ -691,3 +691,30 @@ def test_port_mapper_command_line(tmp_path: Path) -> None:
         taken.listen()
         assert dist.main(["epmd", "--address", "127.0.0.1", "--port", str(taken.getsockname()[1])]) == 1
     assert dist.main(["epmd", "--address", "127.0.0.1", "--port", "0", "--linger", "0.2"]) == 0
+
+
+def test_corked_frames_leave_together_in_order() -> None:
+    """Inside Distribution.corked() a thread's frames wait; at the end each connection gets them in one write, in order."""
+    d = dist.Distribution("corks@127.0.0.1", "cookie")
+    mine, peer = socket.socketpair()
+    try:
+        conn = dist.Connection(mine, "peer@127.0.0.1", 1)
+        peer.setblocking(False)
+        with d.corked():
+            d._write(conn, b"first")
+            with d.corked():  # nested: the outermost block writes
+                d._write(conn, b"second")
+            with pytest.raises(BlockingIOError):
+                peer.recv(100)  # nothing has left yet
+        head = struct.Struct(">I")
+        expected = head.pack(5) + b"first" + head.pack(6) + b"second"
+        peer.setblocking(True)
+        got = b""
+        while len(got) < len(expected):
+            got += peer.recv(100)
+        assert got == expected
+        d._write(conn, b"alone")  # uncorked again: written at once
+        assert peer.recv(100) == head.pack(5) + b"alone"
+    finally:
+        mine.close()
+        peer.close()

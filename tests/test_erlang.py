@@ -1137,3 +1137,28 @@ def test_a_lost_node_fires_every_monitor_and_link_across_it(dist):
     erlang.send(pid, "stop")
     await_exit(pid, pref)
     assert [c for c in dist.calls if c[0] == "monitor_exit"] == []
+
+
+def test_mailbox_signal_wakes_its_one_waiter() -> None:
+    """A mailbox's _Signal: wait times out without a notify, wakes on one, and a notify with nobody waiting is lost."""
+    signal = erlang._Signal()
+    with signal:
+        signal.notify()  # nobody waits: nothing is remembered
+        assert signal.wait(0.01) is False
+    woke: list[bool] = []
+
+    def waiter() -> None:
+        with signal:
+            woke.append(signal.wait(5.0))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not signal._waiting and time.monotonic() < deadline:
+        time.sleep(0.001)  # polling with a deadline: the waiter must be asleep before the notify
+    with signal:
+        signal.notify_all()
+    thread.join(5)
+    assert woke == [True]
+    with signal:  # the wake-up was consumed: the next wait sleeps again
+        assert signal.wait(0.01) is False

@@ -739,3 +739,59 @@ def test_a_table_deleted_under_a_caller_is_badarg() -> None:
         ets._alive(record, "lookup/2")
     with badarg():
         ets._table_of(tab)
+
+
+@pytest.mark.parametrize("kind", ["ordered_set", "set"])
+def test_cached_patterns_keep_1_and_1_0_apart(kind: str) -> None:
+    """Compiled and planned patterns are cached; 1, 1.0 and True stay three patterns (=:=), call after call."""
+    tab = ets.new("exact", [kind])
+    ets.insert(tab, [(("m", 1, "int"), 0), (("m", 1.0, "float"), 0), (("m", True, "atom"), 0), (("m", [1], "list"), 0)])
+    for _ in range(3):  # the first call compiles (or plans), the others hit the caches
+        assert ets.match(tab, (("m", 1, "$1"), "_")) == [["int"]]
+        assert ets.match(tab, (("m", 1.0, "$1"), "_")) == [["float"]]
+        assert ets.match(tab, (("m", "true", "$1"), "$2")) == [["atom", 0]]
+        assert ets.match(tab, (("m", [1], "$1"), "_")) == [["list"]]
+        assert ets.match(tab, (("m", [1.0], "$1"), "_")) == []
+        assert ets.match_object(tab, (("m", 1.0, "_"), 0)) == [(("m", 1.0, "float"), 0)]
+        assert ets.match_object(tab, (("m", 1, "_"), 0)) == [(("m", 1, "int"), 0)]
+        assert ets.select(tab, [((("m", True, "$1"), "_"), [], ["$1"])]) == ["atom"]
+
+
+def test_prefix_plan_shapes() -> None:
+    """Only a bound key prefix followed by distinct variables or '_' takes the planned path; the rest still match."""
+    tab = ets.new("shapes", ["ordered_set"])
+    ets.insert(
+        tab,
+        [(("m", "g", A, "x"), 1, "a"), (("m", "g", B, "y"), 2, "b"), (("m", "g", A), 3), (("m", "h", A, "x"), 4, "c")],
+    )
+    assert ets._prefix_plan((("m", "g", "$1", "_"), "$2", "_"), 1, "match/2") is not None
+    for not_planned in [
+        (("m", "$1", A, "x"), "_", "_"),
+        (("m", "g", "$1", "$1"), "_", "_"),
+        (("m", "g", "$1", "_"), 1, "_"),
+        ("_", "$1"),
+    ]:
+        assert ets._prefix_plan(not_planned, 1, "match/2") is None
+    assert ets.match(tab, (("m", "g", "$2", "_"), "$1", "_")) == [[1, A], [2, B]]
+    assert ets.match(tab, (("m", "g", "$1", "$1"), "_", "_")) == []
+    assert ets.match(tab, (("m", "g", "$1", "_"), 1, "_")) == [[A]]
+    assert ets.match(tab, (("m", "g", "$1"), "$2")) == [[A, 3]]
+    assert ets.match(tab, (("m", "$1", A, "x"), "_", "_")) == [["g"], ["h"]]
+
+
+def test_remembered_term_keys_keep_terms_apart() -> None:
+    """ordered_set keys remembered for speed: True stays the atom 'true' (not 1), a str subclass keeps its own atom."""
+
+    class Tagged(str):  # == 'red' in Python, but the atom 'Colour.RED' as a term (terms uses str())
+        def __str__(self) -> str:
+            return "Colour.RED"
+
+    red = Tagged("red")
+    tab = ets.new("remember", ["ordered_set"])
+    ets.insert(tab, [(("k", "red"), "plain"), (("k", red), "enum"), (("k", True), "atom"), (("k", 1), "int")])
+    for _ in range(3):  # the first lookup computes the key, the others may find it remembered
+        assert ets.lookup(tab, ("k", "red")) == [(("k", "red"), "plain")]
+        assert ets.lookup(tab, ("k", red)) == [(("k", red), "enum")]
+        assert ets.lookup(tab, ("k", "true")) == [(("k", True), "atom")]
+        assert ets.lookup(tab, ("k", 1.0)) == [(("k", 1), "int")]  # an ordered_set compares keys with ==
+        assert ets.member(tab, ("k", 2)) is False
