@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
-from repg2 import erlang, ets, gen_server, global_, kernel, net_kernel, supervisor
+from repg2 import erlang, ets, gen_server, global_, kernel, net_kernel, supervisor, terms
 from repg2.erlang import Pid, Ref
 
 __all__ = [
@@ -376,6 +376,7 @@ def get_closest_pid(name: Name) -> Pid | Error:
         A pid, ``('error', ('no_process', name))`` for an empty group, or
         ``('error', ('no_such_group', name))``.
     """
+    _check_name(name, "pg2:get_closest_pid/1")
     match get_local_members(name):
         case [pid]:  # Erlang: [Pid] -> Pid
             return pid
@@ -795,10 +796,17 @@ def do_monitor(pid: Pid) -> tuple[Pid, Ref]:
 def _check_name(name: Any, where: str) -> None:
     """Reject a group name that cannot be an ETS key here.
 
-    Erlang: none (any Erlang term can be a name; a Python one must be hashable)
+    Erlang: none (any Erlang term can be a name; a Python one must be a hashable term)
+
+    Checked before anything is read or sent, so the error names the pg2
+    function called, not ``ets:member/2`` or ``global:trans/4`` deep inside.
     """
+    if type(name) is str:  # the common case first: get_members is a hot read
+        return
     if not isinstance(name, Hashable):
         raise TypeError(f"{where}: a group name must be hashable, not {type(name).__name__}: {name!r}")
+    if not terms.is_term(name):
+        raise TypeError(f"{where}: a group name must be an Erlang term, not {type(name).__name__}: {name!r}")
 
 
 def _expect(ok: bool, where: str, erlang_match: str, got: Any) -> None:
