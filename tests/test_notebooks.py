@@ -48,7 +48,9 @@ def test_notebook_runs(path: Path) -> None:
         notebook,
         timeout=CELL_TIMEOUT,
         kernel_name="python3",
-        shutdown_kernel="immediate",  # a graceful shutdown waits seconds once the kernel has spawned nodes
+        # Graceful, so the kernel writes its coverage data (a killed kernel writes none);
+        # it costs a few seconds per notebook once the kernel has spawned nodes.
+        shutdown_kernel="graceful",
         resources={"metadata": {"path": str(path.parent)}},
     )
     started = time.monotonic()
