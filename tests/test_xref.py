@@ -124,3 +124,49 @@ def test_html_needs_side_by_side(capsys) -> None:  # type: ignore[no-untyped-def
     """--html without --side-by-side is a one-line error."""
     assert main(["xref", "--html", "x.html"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_reader_edge_cases() -> None:
+    """Strings with escapes, character literals, calls at column 0 and trailing comments do not fool the reader."""
+    source = (
+        "-module(m).\n"
+        "called_at_column_0(x).\n"
+        'f(A) -> "a \\" ( b", $(, A.\n'
+        "% a comment after f\n"
+        "\n"
+        "g([A, B], {C}) when A > B -> C.\n"
+        "h(<<X:8>>) -> X.\n"
+        "broken(A] -> A.\n"
+        "-spec k() -> ok.\n"
+        "k() -> ok.\n"
+    )
+    module, functions = xref.erlang_functions(source)
+    assert module == "m"
+    assert functions == ["f/1", "g/2", "h/1", "k/0"]
+    _module, texts = xref.erlang_function_texts(source)
+    assert texts["f/1"] == 'f(A) -> "a \\" ( b", $(, A.'  # the trailing comment and blank line are dropped
+
+
+def test_missing_xrefs_and_map_on_a_package_without_them(tmp_path: Path) -> None:
+    """The contract check names a definition without an 'Erlang:' line; the map names untranslated pg2 functions."""
+    package = tmp_path / "repg2"
+    package.mkdir()
+    (package / "mod.py").write_text(
+        'def f():\n    """No cross-reference here."""\n\n\ndef g():\n    """Erlang: none (fine)"""\n'
+    )
+    assert xref.missing_xrefs(package) == ["repg2/mod.py:1 f"]
+    text = xref.format_map(package)
+    assert "pg2.erl (OTP 18.3): 0 of 30 functions translated." in text and "Not translated: start_link/0" in text
+
+
+def test_html_names_dangling_references() -> None:
+    """The HTML page also names the Python cross-references the file does not have."""
+    page = xref.format_side_by_side_html("-module(pg2).\ncreate(Name) -> ok.\n")
+    assert "functions this file does not have" in page and "pg2:join/2" in page
+
+
+def test_html_that_cannot_be_written(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An --html path that cannot be written gives a one-line error and exit status 2."""
+    target = tmp_path / "no" / "such" / "dir" / "x.html"
+    assert main(["xref", "--side-by-side", str(MINI), "--html", str(target)]) == 2
+    assert "cannot write" in capsys.readouterr().err
