@@ -381,3 +381,16 @@ def test_reads_do_not_message_the_server(new: Callable[..., erlang.Pid]) -> None
         gen_server.resume(pg2.SERVER)
     wait_until(lambda: pg2.get_members("g") == [p, p])
     sane()
+
+
+def test_member_in_group_of_a_non_member_is_empty(new: Callable[..., erlang.Pid]) -> None:
+    """member_in_group/2 answers [] for a pid with no member row (pg2:member_in_group/2)."""
+    pg2.create("g")
+    assert pg2.member_in_group(new(), "g") == []
+
+
+def test_strict_match_failure_is_a_badmatch() -> None:
+    """A failed strict match (true = ...) raises ErlangError({badmatch, Got}) naming the clause."""
+    with pytest.raises(erlang.ErlangError, match=r"pg2:terminate/2") as info:
+        pg2._expect(False, "pg2:terminate/2", "true = ets:delete(pg2_table)", False)
+    assert info.value.reason == ("badmatch", False)

@@ -160,6 +160,11 @@ WSANE_CASES = [
     ("members differ", lambda v, p, q: v["y"].update(members={"g": [q, p, p]}), "get_members"),
     ("local members overlap", lambda v, p, q: v["y"].update(local={"g": [p, q]}), "do not partition"),
     ("closest not local", lambda v, p, q: v["x"].update(closest={"g": q}), "get_closest_pid gave"),
+    (
+        "closest local but not a member",
+        lambda v, p, q: v["x"].update(closest={"g": erlang.Pid("x", 99, 1)}),
+        "is not among its local members",
+    ),
 ]
 
 
