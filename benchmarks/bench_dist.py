@@ -9,7 +9,7 @@ the same two OS processes, a raw round trip: a plain TCP socket pair
 (TCP_NODELAY) with the same 4-byte framing and a tiny payload, echoed by a
 thread in node ``b``. The ratio is the price of the runtime (pickle, locks,
 mailboxes, thread hand-offs) over the carrier. The measuring code lives in
-``repg2.bench`` (``remote_round_trips``).
+``repg2.tools.bench`` (``remote_round_trips``).
 
 Run from the repository root::
 
@@ -25,15 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2.bench import remote_round_trips  # noqa: E402 - after the path set-up above
-from repg2.cluster import Cluster  # noqa: E402
+from repg2.testing import Cluster  # noqa: E402
+from repg2.tools.bench import remote_round_trips  # noqa: E402 - after the path set-up above
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run both round trips in alternating rounds and print the figures.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Run both round trips in alternating rounds and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 rounds of 500 round trips")
     args = parser.parse_args(argv)

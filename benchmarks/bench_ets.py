@@ -8,7 +8,7 @@ pg2.erl). This script measures that match for a 10-member group in tables of
 same tables. The prefix column should be flat (ratio largest/smallest near 1);
 the full-scan column grows with the table.
 
-The measuring code lives in ``repg2.bench`` (``ets_prefix_scan``); ``python -m
+The measuring code lives in ``repg2.tools.bench`` (``ets_prefix_scan``); ``python -m
 repg2 bench`` runs the pg2-level version of this measurement with the others.
 
 Run from the repository root::
@@ -26,14 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2.bench import GROUP_SIZE, ets_prefix_scan  # noqa: E402 - after the path set-up above
+from repg2.tools.bench import GROUP_SIZE, ets_prefix_scan  # noqa: E402 - after the path set-up above
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure prefix and full-scan matches per table size and print a table.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Measure prefix and full-scan matches per table size and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, 1k and 10k rows only")
     args = parser.parse_args(argv)

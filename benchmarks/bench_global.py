@@ -14,7 +14,7 @@ sleeps far longer than a lock is held. Figures are wall-clock on this
 machine; they compare shapes, not machines.
 
 What runs on the nodes (``setup``, ``one_trans``, ``trans_client``, the
-counting back-off sleep) lives in ``repg2.bench``, importable by every node.
+counting back-off sleep) lives in ``repg2.tools.bench``, importable by every node.
 
 Run from the repository root::
 
@@ -31,15 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2 import bench, erlang, gen_server  # noqa: E402 - after the path set-up above
-from repg2.cluster import Cluster  # noqa: E402
+from repg2 import erlang, gen_server  # noqa: E402 - after the path set-up above
+from repg2.testing import Cluster  # noqa: E402
+from repg2.tools import bench
 
 
 def summary(samples: list[float]) -> str:
-    """Format median, p99 and min-max of microsecond samples as milliseconds.
-
-    Erlang: none (benchmark report)
-    """
+    """Format median, p99 and min-max of microsecond samples as milliseconds."""
     ordered = sorted(samples)
     return (
         f"{bench.percentile(ordered, 50) / 1000:7.2f} {bench.percentile(ordered, 99) / 1000:7.2f}   "
@@ -48,10 +46,7 @@ def summary(samples: list[float]) -> str:
 
 
 def latency(sizes: list[int], reps: int) -> None:
-    """Print trans+multi_call and bare multi_call latency for each cluster size.
-
-    Erlang: none (benchmark)
-    """
+    """Print trans+multi_call and bare multi_call latency for each cluster size."""
     print(f"trans + multi_call latency, {reps} sequential writes from node a, ms")
     print(f"{'nodes':>5}  {'what':<20} {'median':>7} {'p99':>7}   min-max")
     for size in sizes:
@@ -67,10 +62,7 @@ def latency(sizes: list[int], reps: int) -> None:
 
 
 def contention(seconds: float, scales: list[float], clients: int = 4) -> None:
-    """Print the throughput of ``clients`` processes taking one lock in turn on a 3-node cluster.
-
-    Erlang: none (benchmark)
-    """
+    """Print the throughput of ``clients`` processes taking one lock in turn on a 3-node cluster."""
     print(f"\n{clients} clients, one resource, 3 nodes, {seconds:.0f} s per run")
     print(f"{'back-off':<14} {'trans/s':>8} {'per client (min-max)':>22} {'sleeps/trans':>13}")
     with Cluster(3, prefix=bench.PREFIX) as cluster:
@@ -102,10 +94,7 @@ def contention(seconds: float, scales: list[float], clients: int = 4) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the latency table and the contention table.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Run the latency table and the contention table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs")
     args = parser.parse_args(argv)

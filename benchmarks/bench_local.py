@@ -14,7 +14,7 @@ value to another thread and back. This script measures, in one run:
 Each is run ``repeats`` times; a run is ``round_trips`` round trips and gives
 the mean time of one round trip. The table shows the median over the runs,
 the min-max range, and the median's ratio to the floor's median. The cases
-live in ``repg2.bench`` (``local_round_trips``), which ``python -m repg2
+live in ``repg2.tools.bench`` (``local_round_trips``), which ``python -m repg2
 bench`` runs too.
 
 Run from the repository root::
@@ -32,14 +32,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2.bench import local_round_trips  # noqa: E402 - after the path set-up above
+from repg2.tools.bench import local_round_trips  # noqa: E402 - after the path set-up above
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure each round trip, print a table with ratios to the queue floor.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Measure each round trip, print a table with ratios to the queue floor."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs of 1,000 round trips")
     args = parser.parse_args(argv)

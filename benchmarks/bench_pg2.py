@@ -1,6 +1,6 @@
 """pg2's performance characteristics: local reads, globally locked writes, heals.
 
-A thin wrapper over ``python -m repg2 bench`` (the code is in ``repg2.bench``),
+A thin wrapper over ``python -m repg2 bench`` (the code is in ``repg2.tools.bench``),
 kept so that every ``benchmarks/bench_*.py`` script still runs. Three of its
 sections:
 
@@ -30,14 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2 import bench  # noqa: E402 - after the path set-up above
+from repg2.tools import bench  # noqa: E402 - after the path set-up above
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the reads, writes and heal sections of the bench and print their table.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Run the reads, writes and heal sections of the bench and print their table."""
     args = list(sys.argv[1:] if argv is None else argv)
     return bench.main([*args, "--only", "reads,writes,heal"])
 

@@ -26,14 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from repg2 import erlang, trace  # noqa: E402 - after the path set-up above
+from repg2 import erlang  # noqa: E402 - after the path set-up above
+from repg2.tools import trace
 
 
 def round_trip_ns(messages: int) -> float:
-    """Send ``messages`` messages to oneself and take each back; return ns per send + receive.
-
-    Erlang: none (benchmark timing)
-    """
+    """Send ``messages`` messages to oneself and take each back; return ns per send + receive."""
     me = erlang.self()
     send, receive = erlang.send, erlang.receive
     start = time.perf_counter()
@@ -44,10 +42,7 @@ def round_trip_ns(messages: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Time the three states, interleaved, and print medians.
-
-    Erlang: none (benchmark entry point)
-    """
+    """Time the three states, interleaved, and print medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer and shorter rounds")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 Run: ``REPG2_SOAK=1 python benchmarks/soak.py [--seconds 600] [--sample 30] [--json out.json]``.
 (Without ``REPG2_SOAK=1`` it refuses to start: it is not a CI job.)
 
-What runs: a :func:`repg2.testing_nodes.churn` process on every node
+What runs: a :func:`repg2.testing.nodefuns.churn` process on every node
 joins, leaves and kills its own members in a few groups as fast as the
 locks let it, all three contending for the same groups. Meanwhile the
 driver (this process, node ``a``) now and then kills node ``b`` or ``c``
@@ -31,15 +31,15 @@ import sys
 import time
 from typing import Any
 
-from repg2 import erlang, pg2, testing_nodes
-from repg2.cluster import Cluster
+from repg2 import erlang, pg2
+from repg2.testing import Cluster, nodefuns
 
 GROUPS = ["soak0", "soak1", "soak2", "soak3"]
 
 
 def sample(cluster: Cluster) -> dict[str, dict[str, int]]:
     """Each live node's resource counts."""
-    return {n: cluster.rpc(n, testing_nodes.stats) for n in cluster.live_nodes()}
+    return {n: cluster.rpc(n, nodefuns.stats) for n in cluster.live_nodes()}
 
 
 def show(elapsed: float, figures: dict[str, dict[str, int]]) -> None:
@@ -55,7 +55,7 @@ def show(elapsed: float, figures: dict[str, dict[str, int]]) -> None:
 
 def start_churn(cluster: Cluster, node: str, rng: random.Random, pause: float) -> Any:
     """Start a churn process on ``node`` reporting to this process; return its pid."""
-    return cluster.spawn(node, testing_nodes.churn, erlang.self(), rng.randrange(2**32), GROUPS, pause)
+    return cluster.spawn(node, nodefuns.churn, erlang.self(), rng.randrange(2**32), GROUPS, pause)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     with Cluster(3) as cluster:
         a, b, c = cluster.nodes
         for node in cluster.nodes:
-            cluster.rpc(node, testing_nodes.start_pg2)
+            cluster.rpc(node, nodefuns.start_pg2)
         assert pg2.create(GROUPS[0]) == "ok"
         start = time.monotonic()
         samples.append((0.0, sample(cluster)))
@@ -96,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.kill(victim)  # its churn dies mid-write; its members vanish everywhere
                 events["node_kills"] += 1
                 cluster.restart(victim)
-                cluster.rpc(victim, testing_nodes.start_pg2)
+                cluster.rpc(victim, nodefuns.start_pg2)
                 churners[victim] = start_churn(cluster, victim, rng, args.pause)
                 next_kill = now + args.node_kill_every
             elif now >= next_crash:
                 node = rng.choice(cluster.nodes)
-                old = cluster.rpc(node, testing_nodes.crash_pg2)
-                cluster.rpc(node, testing_nodes.restart_pg2_server, old, timeout=60)
+                old = cluster.rpc(node, nodefuns.crash_pg2)
+                cluster.rpc(node, nodefuns.restart_pg2_server, old, timeout=60)
                 events["pg2_crashes"] += 1
                 next_crash = now + args.crash_every
             elif now >= next_sample:
@@ -139,7 +139,7 @@ def settle_and_check(cluster: Cluster, first: dict[str, dict[str, int]]) -> dict
     """Wait (bounded) for the cluster to drop every member; return each check's verdict."""
     deadline = time.monotonic() + 60
     while True:
-        snaps = {n: cluster.rpc(n, testing_nodes.snapshot) for n in cluster.live_nodes()}
+        snaps = {n: cluster.rpc(n, nodefuns.snapshot) for n in cluster.live_nodes()}
         figures = sample(cluster)
         members_left = {n: sum(len(m) for m in (s or {"members": {}})["members"].values()) for n, s in snaps.items()}
         groups = {n: len((s or {"groups": []})["groups"]) for n, s in snaps.items()}

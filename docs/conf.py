@@ -7,7 +7,7 @@ Build (offline, warnings are errors)::
 Three things are generated at build time, so no page can drift from the code:
 
 - the reading guide's tables, from the ``Erlang:`` lines of the docstrings
-  (``repg2.xref``), by the local extension ``_ext/repg2_docs.py``;
+  (``repg2.tools.xref``), by the local extension ``_ext/repg2_docs.py``;
 - the message pictures of "How a join travels" (``_static/figures/*.svg``),
   by ``_scripts/make_figures.py``;
 - the notebooks section, from the notebooks of ``../notebooks`` (rendered,

@@ -35,7 +35,7 @@ Links and monitors are kept in one table per process, under one module-wide
 lock. When a process ends, every process monitoring it gets a ``'DOWN'``
 message and every linked process gets an exit signal, on this node or across
 the distribution (``repg2.dist`` plugs itself in through :class:`DistHook`).
-The message tracer (``repg2.trace``) plugs in the same way, through
+The message tracer (``repg2.tools.trace``) plugs in the same way, through
 :class:`TraceHook`: one ``None`` test per delivered message when it is off.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``):
@@ -512,7 +512,7 @@ _dist: DistHook | None = None
 
 
 class TraceHook(Protocol):
-    """What the message tracer (``repg2.trace``) provides to the runtime.
+    """What the message tracer (``repg2.tools.trace``) provides to the runtime.
 
     Erlang: none (the BEAM's send and receive trace points, erts_trace_send/erts_trace_receive)
 
@@ -537,7 +537,7 @@ _trace_hook: TraceHook | None = None
 
 
 def _set_trace_hook(hook: TraceHook | None) -> None:
-    """Plug the message tracer in or out (``repg2.trace``).
+    """Plug the message tracer in or out (``repg2.tools.trace``).
 
     Erlang: none (erlang:trace/3 sets trace flags inside the runtime)
     """

@@ -45,7 +45,7 @@ def _free_port_below_ephemeral() -> int:
 os.environ.setdefault("REPG2_EPMD_PORT", str(_free_port_below_ephemeral()))
 
 from repg2 import net_kernel  # noqa: E402 - needs the sys.path set up above
-from repg2.cluster import Cluster  # noqa: E402
+from repg2.testing import Cluster  # noqa: E402
 
 
 @pytest.fixture

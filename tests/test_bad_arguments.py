@@ -37,9 +37,8 @@ from typing import Any
 import pytest
 
 from repg2 import erlang, ets, gen_server, global_, pg2
-from repg2.demo import member_loop
 from repg2.erlang import ErlangError, Pid
-from repg2.pg2_checks import stop_pg2
+from repg2.testing import member_loop, stop_pg2
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from repg2 import bench
+from repg2.tools import bench
 
 pytestmark = pytest.mark.distributed
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from repg2 import demo, erlang
-from repg2.pg2_checks import stop_pg2
+from repg2 import erlang
+from repg2.testing import stop_pg2
+from repg2.tools import demo
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
 

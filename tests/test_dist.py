@@ -1,7 +1,7 @@
 """The distribution on real nodes: messages, monitors, links, node events, failures, hostile peers.
 
 Every node but ``a`` (this process) is a child OS process started by
-``repg2.cluster.Cluster``; connections are real TCP with the cookie
+``repg2.testing.cluster.Cluster``; connections are real TCP with the cookie
 handshake. Nothing sleeps to synchronise: waits poll with a deadline, and
 no test asserts on timings.
 """
@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import nodefuns_dist as nf
 import pytest
 
 from repg2 import dist, erlang, net_kernel, rpc
-from repg2.cluster import Cluster
 from repg2.erlang import TIMEOUT, Pid
+from repg2.testing import Cluster
+from repg2.testing import nodefuns as nf
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.distributed]
 

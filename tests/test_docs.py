@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from repg2 import xref
+from repg2.tools import xref
 
 pytest.importorskip("sphinx", reason="the docs extra is not installed (pip install -e '.[docs]')")
 pytest.importorskip("myst_nb", reason="the docs extra is not installed (pip install -e '.[docs]')")

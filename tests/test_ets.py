@@ -25,10 +25,7 @@ class Member(NamedTuple):
 
 
 def badarg() -> Any:
-    """Expect ErlangError with reason badarg.
-
-    Erlang: none (test helper)
-    """
+    """Expect ErlangError with reason badarg."""
     return pytest.raises(erlang.ErlangError, match="badarg")
 
 

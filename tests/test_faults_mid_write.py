@@ -28,11 +28,9 @@ from typing import Any
 
 import pytest
 
-from repg2 import erlang, gen_server, pg2, testing_nodes
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
+from repg2 import erlang, gen_server, pg2
 from repg2.erlang import Pid
-from repg2.pg2_checks import stop_pg2, wsane
+from repg2.testing import Cluster, member_loop, nodefuns, stop_pg2, wsane
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
 
@@ -71,7 +69,7 @@ def member(cluster: Cluster, node: str) -> Pid:
 def start_pg2_everywhere(cluster: Cluster) -> None:
     """Start pg2 on every node, so that every write reaches every node."""
     for node in cluster.nodes:
-        cluster.rpc(node, testing_nodes.start_pg2)
+        cluster.rpc(node, nodefuns.start_pg2)
 
 
 def members(cluster: Cluster, node: str, group: Any) -> Any:
@@ -93,7 +91,7 @@ def tagged(tag: Any) -> Callable[[Any], bool]:
 
 def lock_holders(cluster: Cluster, node: str) -> list[Pid]:
     """The pids holding any global lock on ``node``."""
-    return [h.pid for row in cluster.rpc(node, testing_nodes.global_lock_rows) for h in row.pid_refs]
+    return [h.pid for row in cluster.rpc(node, nodefuns.global_lock_rows) for h in row.pid_refs]
 
 
 def survivors_still_write(cluster: Cluster, survivors: list[str], group: Any) -> list[Pid]:
@@ -106,7 +104,7 @@ def survivors_still_write(cluster: Cluster, survivors: list[str], group: Any) ->
     return new
 
 
-@pytest.mark.parametrize("holder", [testing_nodes.hold_lock, testing_nodes.hold_in_trans], ids=["set_lock", "trans"])
+@pytest.mark.parametrize("holder", [nodefuns.hold_lock, nodefuns.hold_in_trans], ids=["set_lock", "trans"])
 def test_node_killed_holding_a_group_lock_does_not_block_the_survivors(
     cluster: Callable[..., Cluster], fresh: None, holder: Callable[..., None]
 ) -> None:
@@ -125,7 +123,7 @@ def test_node_killed_holding_a_group_lock_does_not_block_the_survivors(
     # Two writers now wait for the lock, one on each survivor; then the holder's node dies.
     waiting = [member(c3, a), member(c3, b)]
     for node, pid in zip((a, b), waiting, strict=True):
-        c3.spawn(node, testing_nodes.call_and_report, me, ("joined", pid), pg2.join, "g", pid)
+        c3.spawn(node, nodefuns.call_and_report, me, ("joined", pid), pg2.join, "g", pid)
     c3.kill(c)
     for pid in waiting:
         assert recv(tagged(("joined", pid)))[1] == "ok"
@@ -161,9 +159,9 @@ def test_node_killed_in_the_middle_of_a_multi_call(cluster: Callable[..., Cluste
     }[op]
     c3.rpc(b, gen_server.suspend, "pg2")  # b's server takes system messages only: c's request waits in its queue
     try:
-        c3.spawn(c, testing_nodes.call_and_report, me, "done", getattr(pg2, op), *request[1:])
+        c3.spawn(c, nodefuns.call_and_report, me, "done", getattr(pg2, op), *request[1:])
         wait_until(applied_on_a, what=f"a to apply c's {op}")
-        wait_until(lambda: any(map(is_request(request), c3.rpc(b, testing_nodes.queued, "pg2"))), what="b's queue")
+        wait_until(lambda: any(map(is_request(request), c3.rpc(b, nodefuns.queued, "pg2"))), what="b's queue")
         assert erlang.receive(tagged("done"), timeout=0) is erlang.TIMEOUT  # c's write is still in its multi_call
         c3.kill(c)
     finally:

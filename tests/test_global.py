@@ -2,7 +2,7 @@
 
 The single-node tests come first: they pin the lock table's semantics (who
 is granted, who shares, what releases) by reading ``global_locks``
-directly. The distributed tests run real nodes through ``repg2.cluster``:
+directly. The distributed tests run real nodes through ``repg2.testing.cluster``:
 mutual exclusion under contention, release by a holder's death or its
 node's loss, and gen_server's multi_call/abcast facts the locks stand on.
 
@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import nodefuns_global as nodefuns
 import pytest
-from nodefuns_global import holder
 
 from repg2 import erlang, ets, gen_server, global_, supervisor
 from repg2.erlang import Pid
 from repg2.global_ import Lock, LockHolder
+from repg2.testing import locks as nodefuns
+from repg2.testing.locks import holder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -522,7 +522,7 @@ def test_ensure_started_passes_on_a_failed_start(monkeypatch: pytest.MonkeyPatch
 @pytest.fixture
 def cluster3(fresh_global: list[Pid]) -> Iterator[Any]:
     """Three nodes a (this one), b and c, each with a global_name_server and a fast back-off."""
-    from repg2.cluster import Cluster
+    from repg2.testing import Cluster
 
     with Cluster(3) as cluster:
         for node in cluster.nodes:

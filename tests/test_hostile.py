@@ -46,12 +46,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_dist import _Marker, closed_by_peer, handshake_to, port_of
 
-from repg2 import dist, erlang, gen_server, pg2, rpc, testing_nodes
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
+from repg2 import dist, erlang, gen_server, pg2, rpc
 from repg2.dist import Op
 from repg2.erlang import Pid
-from repg2.pg2_checks import stop_pg2, wsane
+from repg2.testing import Cluster, member_loop, nodefuns, stop_pg2, wsane
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
 
@@ -75,7 +73,7 @@ def nodes() -> Iterator[Cluster]:
     stop_pg2()
     with Cluster(3, setuptime=SETUPTIME) as cluster:
         for node in cluster.nodes:
-            cluster.rpc(node, testing_nodes.start_pg2)
+            cluster.rpc(node, nodefuns.start_pg2)
         assert pg2.create("hostile") == "ok"
         for node in cluster.nodes:
             assert pg2.join("hostile", cluster.spawn(node, member_loop)) == "ok"
@@ -107,7 +105,7 @@ def still_serving(cluster: Cluster) -> None:
     assert pid in pg2.get_members("hostile") and pid in cluster.rpc(c, pg2.get_members, "hostile")
     assert cluster.rpc(b, pg2.leave, "hostile", pid) == "ok"
     assert pid not in pg2.get_members("hostile")
-    cluster.rpc(b, testing_nodes.kill, pid)
+    cluster.rpc(b, nodefuns.kill, pid)
 
 
 def raw(node: str) -> socket.socket:
@@ -498,7 +496,7 @@ def test_stale_pids_of_a_restarted_node_never_stay_in_pg2(nodes: Cluster) -> Non
     old = nodes.spawn(b, member_loop)
     assert pg2.join("hostile", old) == "ok"
     nodes.restart(b)
-    nodes.rpc(b, testing_nodes.start_pg2)
+    nodes.rpc(b, nodefuns.start_pg2)
     members = pg2.get_members("hostile")
     wait_until(lambda: all(nodes.rpc(n, pg2.get_members, "hostile") == members for n in (a, b, c)), what="b refilled")
     assert old not in members  # the node's death took it out

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from repg2 import erlang, ets, gen_server, pg2, supervisor
-from repg2.pg2_checks import sane
+from repg2.testing import sane
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from repg2 import erlang, ets, pg2
-from repg2.demo import member_loop
-from repg2.pg2_checks import sane, stop_pg2, wsane
+from repg2.testing import member_loop, sane, stop_pg2, wsane
 
 pytestmark = pytest.mark.timeout(30)
 

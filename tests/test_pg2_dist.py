@@ -1,6 +1,6 @@
 """pg2 across real nodes: RePG2's distributed suite, pg2_SUITE's partition cases, and failures beyond both.
 
-Every node here is a real OS process started by ``repg2.cluster.Cluster``,
+Every node here is a real OS process started by ``repg2.testing.cluster.Cluster``,
 talking over TCP; kills are SIGKILL and partitions really cut connections.
 After each write, every connected node has applied it (the write's
 ``multi_call`` returned), so ``wsane`` runs at once; after a kill, a crash or
@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 
 from repg2 import erlang, ets, gen_server, pg2
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
-from repg2.pg2_checks import restart_pg2, sane, stop_pg2, wsane
+from repg2.testing import Cluster, member_loop, restart_pg2, sane, stop_pg2, wsane
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
 

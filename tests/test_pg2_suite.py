@@ -20,9 +20,7 @@ from typing import Any
 import pytest
 
 from repg2 import erlang, ets, gen_server, pg2, supervisor
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
-from repg2.pg2_checks import sane, wsane
+from repg2.testing import Cluster, member_loop, sane, wsane
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -58,11 +58,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from repg2 import erlang, gen_server, kernel, pg2, testing_nodes
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
+from repg2 import erlang, gen_server, kernel, pg2
 from repg2.erlang import Pid
-from repg2.pg2_checks import stop_pg2, wsane
+from repg2.testing import Cluster, member_loop, nodefuns, stop_pg2, wsane
 
 pytestmark = [pytest.mark.distributed]
 
@@ -220,7 +218,7 @@ def shared_cluster() -> Iterator[Cluster]:
     stop_pg2()
     with Cluster(4) as cluster:
         for node in cluster.nodes:
-            cluster.rpc(node, testing_nodes.start_pg2)
+            cluster.rpc(node, nodefuns.start_pg2)
         _CLUSTER = cluster
         try:
             yield cluster
@@ -243,16 +241,16 @@ def reset(cluster: Cluster) -> None:
     live = cluster.live_nodes()
     for pid in _SPAWNED:
         if pid.node in live:
-            cluster.rpc(pid.node, testing_nodes.kill, pid)
+            cluster.rpc(pid.node, nodefuns.kill, pid)
     _SPAWNED.clear()
     # Stopping every server before starting any: no exchange can carry an old group into a new table.
     for node in live:
         cluster.rpc(node, stop_pg2)
     for node in live:
-        cluster.rpc(node, testing_nodes.start_pg2)
+        cluster.rpc(node, nodefuns.start_pg2)
 
     def empty() -> bool:
-        seen = [cluster.rpc(node, testing_nodes.snapshot) for node in live]
+        seen = [cluster.rpc(node, nodefuns.snapshot) for node in live]
         return all(s is not None and s["groups"] == [] and s["locks"] == [] for s in seen)
 
     wait_until(empty, SETTLE_TIMEOUT, "an empty pg2 and no locks on every node")
@@ -347,7 +345,7 @@ class PG2Machine(RuleBasedStateMachine):
     def kill_member(self, pid: Pid) -> None:
         self.count("kill_member", "alive" if pid in self.model.alive else "already dead")
         if pid in self.model.alive:
-            self.cluster.rpc(pid.node, testing_nodes.kill, pid)
+            self.cluster.rpc(pid.node, nodefuns.kill, pid)
             self.model.kill_member(pid)
 
     @precondition(lambda self: len(self.model.up) > 1)
@@ -364,7 +362,7 @@ class PG2Machine(RuleBasedStateMachine):
         node = self.node(data, "node", set(self.model.nodes) - self.model.up)
         self.count("restart_node")
         self.cluster.restart(node)
-        self.cluster.rpc(node, testing_nodes.start_pg2)  # pg2 starts on first use; until then writes miss it
+        self.cluster.rpc(node, nodefuns.start_pg2)  # pg2 starts on first use; until then writes miss it
         self.model.restart_node(node)
 
     @precondition(lambda self: self.model.sides is None and len(self.model.up) > 1)
@@ -389,8 +387,8 @@ class PG2Machine(RuleBasedStateMachine):
         node = self.node(data, "node")
         alone = self.model.side(node) == {node}
         self.count("crash_pg2", "alone on its side" if alone else "refilled by its side")
-        old = self.cluster.rpc(node, testing_nodes.crash_pg2)
-        self.cluster.rpc(node, testing_nodes.restart_pg2_server, old, timeout=WRITE_TIMEOUT)
+        old = self.cluster.rpc(node, nodefuns.crash_pg2)
+        self.cluster.rpc(node, nodefuns.restart_pg2_server, old, timeout=WRITE_TIMEOUT)
         self.model.crash_pg2(node)
 
     # -- the check after every step --------------------------------------------------------
@@ -401,7 +399,7 @@ class PG2Machine(RuleBasedStateMachine):
         live = sorted(self.model.up)
         deadline = time.monotonic() + SETTLE_TIMEOUT
         while True:
-            seen = {node: self.cluster.rpc(node, testing_nodes.snapshot) for node in live}
+            seen = {node: self.cluster.rpc(node, nodefuns.snapshot) for node in live}
             wrong = [m for m in (self.model.mismatch(node, seen[node]) for node in live) if m is not None]
             if not wrong:
                 break

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from repg2 import erlang, gen_server, pg2
-from repg2.pg2_checks import sane, stop_pg2
-from repg2.testing_nodes import churn, stats
+from repg2.testing import sane, stop_pg2
+from repg2.testing.nodefuns import churn, stats
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from repg2 import erlang, pg2, trace
-from repg2.cluster import Cluster
-from repg2.demo import member_loop
+from repg2 import erlang, pg2
 from repg2.erlang import Pid, Ref
-from repg2.pg2_checks import stop_pg2
-from repg2.trace import Event, Tracer, format_term, tag_of
+from repg2.testing import Cluster, member_loop, stop_pg2
+from repg2.tools import trace
+from repg2.tools.trace import Event, Tracer, format_term, tag_of
 
 pytestmark = pytest.mark.timeout(60)
 

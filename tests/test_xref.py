@@ -8,15 +8,38 @@ from pathlib import Path
 
 import pytest
 
-from repg2 import xref
-from repg2.__main__ import main
+from repg2.tools import xref
+from repg2.tools.cli import main
 
 MINI = Path(__file__).parent / "data" / "mini_pg2.erl"
 
 
 def test_every_definition_has_an_erlang_line() -> None:
-    """Every def and class in repg2 carries 'Erlang: module:function/arity' or 'Erlang: none (why)'."""
+    """Every def and class of the translation modules carries 'Erlang: module:function/arity' or 'Erlang: none (why)'."""
     assert xref.missing_xrefs() == []
+
+
+def test_tools_testing_and_examples_carry_no_filler_lines() -> None:
+    """Outside the translation modules an 'Erlang:' line names an original the code follows, never 'none'."""
+    assert xref.filler_lines() == []
+
+
+def test_only_the_top_level_modules_are_translations() -> None:
+    """The map is built from repg2/*.py alone: the tracer's dbg lines are not translations."""
+    paths = {t.path for t in xref.translations()}
+    assert "repg2/pg2.py" in paths
+    assert all(p.count("/") == 1 for p in paths), paths
+
+
+def test_map_opens_with_pg2_in_the_erlang_files_order(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Plain xref prints pg2 first, its functions as pg2.erl orders them, then the other modules."""
+    assert main(["xref"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert rows[:4] == ["pg2:start_link/0", "pg2:start/0", "pg2:create/1", "pg2:delete/1"]
+    firsts = list(dict.fromkeys(r.removeprefix("pg2:") for r in rows if r.startswith("pg2:")))
+    assert firsts == xref.pg2_functions()
+    first_other = next(i for i, r in enumerate(rows) if not r.startswith("pg2:"))
+    assert not any(r.startswith("pg2:") for r in rows[first_other:])
 
 
 def test_every_pg2_function_is_translated() -> None:

@@ -2,7 +2,7 @@
 
 - The **reading guide** (``erlang-xref`` directive): one table per Erlang
   module, one row per Erlang function, built at parse time from the
-  ``Erlang: module:function/arity`` lines that ``repg2.xref`` collects. Each
+  ``Erlang: module:function/arity`` lines that ``repg2.tools.xref`` collects. Each
   row links to the Python definition's autodoc entry and to its viewcode
   source page, and is itself a link target (``erl-pg2-join-2``) that the
   docstrings link back to. pg2.erl's functions come in the file's order,
@@ -43,7 +43,7 @@ from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from repg2 import xref
+from repg2.tools import xref
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ SECTIONS: list[tuple[str, list[str], str]] = [
         "Tools: test suites, tracing, the shell",
         ["pg2_SUITE", "slave", "dbg", "io_lib", "c", "init", "net_adm"],
         "What OTP's test suites, `dbg` and the Erlang shell do for a reader at work: "
-        "{py:mod}`repg2.pg2_checks`, {py:mod}`repg2.cluster`, {py:mod}`repg2.trace` and "
-        "{py:mod}`repg2.shell`.",
+        "{py:mod}`repg2.testing.checks`, {py:mod}`repg2.testing.cluster`, {py:mod}`repg2.tools.trace` and "
+        "{py:mod}`repg2.tools.shell`.",
     ),
 ]
 
@@ -98,8 +98,6 @@ SECTIONS: list[tuple[str, list[str], str]] = [
 
 def label_for(erlang: str) -> str:
     """Return the link target of an Erlang function's row, e.g. ``erl-pg2-join-2``.
-
-    Erlang: none (documentation tooling)
 
     Letters and digits stay (lower-cased), ``:``, ``/`` and ``_`` become
     ``-``, anything else (``'--'``) is spelled as ``x2d`` so that distinct
@@ -118,10 +116,7 @@ def label_for(erlang: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a Python translation lives: its module, autodoc object and viewcode anchor.
-
-    Erlang: none (documentation tooling)
-    """
+    """Where a Python translation lives: its module, autodoc object and viewcode anchor."""
 
     module: str  # "repg2.pg2"
     qualname: str  # "join", "Rex.handle_call", "_multi_call_via_middleman.middleman"
@@ -129,10 +124,7 @@ class Target:
 
     @property
     def documented(self) -> str:
-        """The full name of the documented object (the anchor's).
-
-        Erlang: none (documentation tooling)
-        """
+        """The full name of the documented object (the anchor's)."""
         return f"{self.module}.{self.anchor}"
 
 
@@ -140,10 +132,7 @@ _classes_cache: dict[str, set[str]] = {}
 
 
 def _classes_of(path: Path) -> set[str]:
-    """Return the names of the top-level classes of a module file.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return the names of the top-level classes of a module file."""
     key = str(path)
     if key not in _classes_cache:
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -153,8 +142,6 @@ def _classes_of(path: Path) -> set[str]:
 
 def target_of(t: xref.Translation) -> Target:
     """Find the module, qualified name and viewcode anchor of a translation.
-
-    Erlang: none (documentation tooling)
 
     autodoc documents top-level functions and classes and the methods of
     those classes, so viewcode has an anchor for exactly those; a function
@@ -174,10 +161,7 @@ _translations: list[xref.Translation] | None = None
 
 
 def translations() -> list[xref.Translation]:
-    """Return ``xref.translations()``, read once per build (it parses every module).
-
-    Erlang: none (documentation tooling)
-    """
+    """Return ``xref.translations()``, read once per build (it parses every module)."""
     global _translations
     if _translations is None:
         _translations = xref.translations()
@@ -185,10 +169,7 @@ def translations() -> list[xref.Translation]:
 
 
 def grouped() -> dict[str, list[xref.Translation]]:
-    """Return the translations by Erlang module, in the order of the docstrings.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return the translations by Erlang module, in the order of the docstrings."""
     by_module: dict[str, list[xref.Translation]] = defaultdict(list)
     for t in translations():
         by_module[t.erlang.split(":", 1)[0]].append(t)
@@ -196,18 +177,13 @@ def grouped() -> dict[str, list[xref.Translation]]:
 
 
 def _sort_key(erlang: str) -> tuple[str, int]:
-    """Sort ``module:fun/arity`` by function name, then arity as a number.
-
-    Erlang: none (documentation tooling)
-    """
+    """Sort ``module:fun/arity`` by function name, then arity as a number."""
     fun, _, arity = erlang.split(":", 1)[1].rpartition("/")
     return fun.strip("'"), int(arity)
 
 
 def rows_for(module: str, by_module: dict[str, list[xref.Translation]]) -> list[tuple[str, list[xref.Translation]]]:
     """Return ``[(erlang, translations), ...]`` for one Erlang module, in reading order.
-
-    Erlang: none (documentation tooling)
 
     pg2 follows pg2.erl's file order (``xref.pg2_functions()``) and keeps the
     functions without a translation (an empty list); other modules are
@@ -228,20 +204,14 @@ def rows_for(module: str, by_module: dict[str, list[xref.Translation]]) -> list[
 
 
 def _write_if_changed(path: Path, text: str) -> None:
-    """Write ``text`` unless the file already holds it (keeps Sphinx's rebuild check quiet).
-
-    Erlang: none (documentation tooling)
-    """
+    """Write ``text`` unless the file already holds it (keeps Sphinx's rebuild check quiet)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         path.write_text(text, encoding="utf-8")
 
 
 def reading_guide_markdown() -> str:
-    """Return the MyST text of the reading guide's tables: a heading and a directive per module.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return the MyST text of the reading guide's tables: a heading and a directive per module."""
     by_module = grouped()
     translations = sum(len(v) for v in by_module.values())
     mapped = {t.erlang for ts in by_module.values() for t in ts}
@@ -278,8 +248,6 @@ def reading_guide_markdown() -> str:
 def sync_notebooks() -> list[str]:
     """Copy ``../notebooks/*.ipynb`` into ``docs/notebooks``; return their names in order.
 
-    Erlang: none (documentation tooling)
-
     Sphinx reads sources only under ``docs/``, so the notebooks are copied
     (a copy whose original is gone is removed). They are rendered as saved:
     ``nb_execution_mode = "off"``.
@@ -300,10 +268,7 @@ def sync_notebooks() -> list[str]:
 
 
 def notebooks_markdown(stems: list[str]) -> str:
-    """Return the MyST text that lists the notebooks (a toctree), or says there are none yet.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return the MyST text that lists the notebooks (a toctree), or says there are none yet."""
     head = "<!-- Generated by docs/_ext/repg2_docs.py from ../notebooks; do not edit. -->\n\n"
     if not stems:
         return head + "```{note}\nNo notebooks yet: `notebooks/` is empty in this checkout.\n```\n"
@@ -313,8 +278,6 @@ def notebooks_markdown(stems: list[str]) -> str:
 
 def more_modules_markdown() -> str:
     """Return an automodule section for every ``repg2`` module that no tour page documents.
-
-    Erlang: none (documentation tooling)
 
     The tour pages name their modules by hand, in reading order; a module
     added to the package later still gets its reference (and its
@@ -327,7 +290,7 @@ def more_modules_markdown() -> str:
     modules = []
     for path in sorted(root.rglob("*.py")):
         module = ".".join(("repg2", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__")
-        if module not in covered:
+        if module not in covered and not module.endswith(".__main__"):  # __main__ runs the command line
             modules.append(module)
     out = ["<!-- Generated by docs/_ext/repg2_docs.py: the modules no other tour page documents. -->", ""]
     if not modules:
@@ -338,10 +301,7 @@ def more_modules_markdown() -> str:
 
 
 def benchmarks_markdown() -> str:
-    """Return a section per ``benchmarks/*.py``, its docstring read with ``ast`` (nothing is run).
-
-    Erlang: none (documentation tooling)
-    """
+    """Return a section per ``benchmarks/*.py``, its docstring read with ``ast`` (nothing is run)."""
     out = ["<!-- Generated by docs/_ext/repg2_docs.py from benchmarks/*.py; do not edit. -->", ""]
     scripts = sorted((DOCS.parent / "benchmarks").glob("bench_*.py"))
     for path in scripts:
@@ -355,10 +315,7 @@ def benchmarks_markdown() -> str:
 
 
 def trace_log_markdown(log: Path) -> str:
-    """Return a collapsed block with a traced picture's text log, or nothing for a hand-drawn one.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return a collapsed block with a traced picture's text log, or nothing for a hand-drawn one."""
     if not log.exists():
         return "<!-- no trace log: this picture is drawn from a hand-written message list -->\n"
     text = html.escape(log.read_text(encoding="utf-8").rstrip())
@@ -369,10 +326,7 @@ def trace_log_markdown(log: Path) -> str:
 
 
 def on_builder_inited(app: Sphinx) -> None:
-    """Write every generated piece before Sphinx looks for changed sources.
-
-    Erlang: none (documentation tooling)
-    """
+    """Write every generated piece before Sphinx looks for changed sources."""
     global _translations, _needed
     _translations = _needed = None  # read the code afresh for this build
     _write_if_changed(GENERATED / "more-modules.md", more_modules_markdown())
@@ -392,20 +346,14 @@ def on_builder_inited(app: Sphinx) -> None:
 
 
 class ErlangXref(SphinxDirective):
-    """``{erlang-xref} MODULE``: the reading guide's table for one Erlang module.
-
-    Erlang: none (documentation tooling)
-    """
+    """``{erlang-xref} MODULE``: the reading guide's table for one Erlang module."""
 
     required_arguments = 1
     has_content = False
     option_spec = {"class": directives.class_option}
 
     def run(self) -> list[nodes.Node]:
-        """Build the table: Erlang function | Python translation | source.
-
-        Erlang: none (documentation tooling)
-        """
+        """Build the table: Erlang function | Python translation | source."""
         module = self.arguments[0]
         for path in sorted(xref.package_dir().rglob("*.py")):
             self.env.note_dependency(str(path))  # any docstring may add a row
@@ -438,8 +386,6 @@ class ErlangXref(SphinxDirective):
 
     def _translation_cells(self, found: list[xref.Translation]) -> tuple[list[nodes.Node], list[nodes.Node]]:
         """Return the Python and source cells: one line per distinct Python definition.
-
-        Erlang: none (documentation tooling)
 
         Several ``Erlang:`` lines can name one Python definition (one line
         per clause of ``handle_call/3``): their notes are joined.
@@ -483,10 +429,7 @@ class ErlangXref(SphinxDirective):
 
     @staticmethod
     def _home_path(erlang_module: str) -> str:
-        """Return the file that translates an Erlang module (``repg2/pg2.py`` for ``pg2``), if any.
-
-        Erlang: none (documentation tooling)
-        """
+        """Return the file that translates an Erlang module (``repg2/pg2.py`` for ``pg2``), if any."""
         counts: dict[str, int] = defaultdict(int)
         for t in grouped().get(erlang_module, []):
             counts[t.path] += 1
@@ -497,10 +440,7 @@ class ErlangXref(SphinxDirective):
 
     @staticmethod
     def _row(cells: Iterable[nodes.Node | list[nodes.Node]], classes: list[str] | None = None) -> nodes.row:
-        """Make a table row, each cell a node or a list of nodes.
-
-        Erlang: none (documentation tooling)
-        """
+        """Make a table row, each cell a node or a list of nodes."""
         row = nodes.row(classes=classes or [])
         for cell in cells:
             entry = nodes.entry()
@@ -521,17 +461,12 @@ _RST_SPECIAL = re.compile(r"([\\`*|_])")
 
 
 def _escape(text: str) -> str:
-    """Escape reST inline markup characters in free text.
-
-    Erlang: none (documentation tooling)
-    """
+    """Escape reST inline markup characters in free text."""
     return _RST_SPECIAL.sub(r"\\\1", text)
 
 
 def on_process_docstring(app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
     """Render ``Erlang:`` lines as linked fields and docstring section headings as rubrics.
-
-    Erlang: none (documentation tooling)
 
     Lines inside a literal block (after a paragraph ending ``::``) are left
     alone: a docstring may show an ``Erlang:`` line as an example.
@@ -565,7 +500,12 @@ def on_process_docstring(app: Sphinx, what: str, name: str, obj: Any, options: A
         if match or _NONE_LINE.match(line):
             if out and out[-1].strip() and not out[-1].lstrip().startswith(":Erlang:"):
                 out.append("")
-            if match:
+            if match and name.split(".")[1] in ("tools", "testing", "examples"):
+                # Tools name an original they follow (the tracer follows dbg); it is no row of the reading guide.
+                erl = f"{match['module']}:{match['fun']}/{match['arity']}"
+                note = match["note"].strip()
+                field = f":Follows: ``{erl}``" + (f" {_escape(note)}" if note else "")
+            elif match:
                 erl = f"{match['module']}:{match['fun']}/{match['arity']}"
                 note = match["note"].strip()
                 field = f":Erlang: :ref:`{_escape_ref(erl)} <{label_for(erl)}>`" + (f" {_escape(note)}" if note else "")
@@ -585,10 +525,7 @@ _NONE_LINE = re.compile(r"^\s*Erlang:\s+none\b")
 
 
 def _escape_ref(text: str) -> str:
-    """Escape a ``:ref:`` title: ``<`` and backticks would end it early.
-
-    Erlang: none (documentation tooling)
-    """
+    """Escape a ``:ref:`` title: ``<`` and backticks would end it early."""
     return text.replace("\\", "\\\\").replace("`", "\\`").replace("<", "\\<")
 
 
@@ -598,10 +535,7 @@ _needed: set[str] | None = None
 
 
 def _documented_translations() -> set[str]:
-    """Return the full names autodoc must document for every reading-guide link to land.
-
-    Erlang: none (documentation tooling)
-    """
+    """Return the full names autodoc must document for every reading-guide link to land."""
     global _needed
     if _needed is None:
         _needed = set()
@@ -615,8 +549,6 @@ def _documented_translations() -> set[str]:
 
 def on_skip_member(app: Sphinx, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
     """Skip private Python-only helpers; keep every private definition that translates Erlang.
-
-    Erlang: none (documentation tooling)
 
     The reference shows the public API and everything that has an
     ``Erlang: module:function/arity`` line (``_do_multi_call`` is
@@ -638,10 +570,7 @@ def on_skip_member(app: Sphinx, what: str, name: str, obj: Any, skip: bool, opti
 
 
 def on_build_finished(app: Sphinx, exception: Exception | None) -> None:
-    """Warn about any reading-guide source link whose viewcode anchor does not exist.
-
-    Erlang: none (documentation tooling)
-    """
+    """Warn about any reading-guide source link whose viewcode anchor does not exist."""
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
@@ -664,10 +593,7 @@ def on_build_finished(app: Sphinx, exception: Exception | None) -> None:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Register the directive and the event handlers.
-
-    Erlang: none (documentation tooling)
-    """
+    """Register the directive and the event handlers."""
     app.add_directive("erlang-xref", ErlangXref)
     app.connect("builder-inited", on_builder_inited)
     app.connect("autodoc-process-docstring", on_process_docstring, priority=600)  # after napoleon (500)

@@ -13,11 +13,11 @@ process on node a), ``member-death.svg`` (a member on node b dies),
 ``node-death.svg`` (node c is killed), ``heal.svg`` (the partition
 ``{a} | {b, c}`` heals).
 
-**Real traces first.** With ``repg2.trace`` available, the pictures are
-recorded: a child process becomes node a of a :class:`repg2.cluster.Cluster`
+**Real traces first.** With ``repg2.tools.trace`` available, the pictures are
+recorded: a child process becomes node a of a :class:`repg2.testing.cluster.Cluster`
 of three real nodes, with its own port mapper port so that it never meets
 another cluster of this machine, runs the four scenarios under a
-:class:`repg2.trace.Tracer`, and saves each trace's sequence diagram (SVG)
+:class:`repg2.tools.trace.Tracer`, and saves each trace's sequence diagram (SVG)
 and text log. That takes a few seconds, so it is done only when the code
 changed: ``figures.json`` records a hash of ``repg2/**/*.py`` and of this
 script, and a build whose hash matches keeps the pictures it has.
@@ -39,10 +39,7 @@ an ``exchange`` cast; ``pg2.member_died`` abcasts ``del_member``).
 - ``hand``: draw the fallback.
 
 Output is deterministic (no dates, fixed ids), and a file is rewritten only
-when its bytes change, so the SVGs can be committed.
-
-Erlang: none (documentation figures)
-"""
+when its bytes change, so the SVGs can be committed."""
 
 from __future__ import annotations
 
@@ -76,10 +73,7 @@ TRACE_TIMEOUT = 150.0  # seconds for the whole traced run, cluster start and sto
 
 @dataclass(frozen=True)
 class Lane:
-    """A process: one vertical line of the diagram.
-
-    Erlang: none (documentation figures)
-    """
+    """A process: one vertical line of the diagram."""
 
     key: str  # how events name it
     label: str  # what the picture shows, e.g. "pg2"
@@ -89,8 +83,6 @@ class Lane:
 @dataclass(frozen=True)
 class Msg:
     """A message from one process to another.
-
-    Erlang: none (documentation figures)
 
     ``kind`` picks the arrow: ``call`` (a gen_server request), ``reply``,
     ``cast`` (gen_server cast or abcast), ``signal`` (a message from the
@@ -106,10 +98,7 @@ class Msg:
 
 @dataclass(frozen=True)
 class Note:
-    """Work a process does without a message (one box per lane, side by side).
-
-    Erlang: none (documentation figures)
-    """
+    """Work a process does without a message (one box per lane, side by side)."""
 
     lanes: tuple[str, ...]
     text: str
@@ -117,20 +106,14 @@ class Note:
 
 @dataclass(frozen=True)
 class Phase:
-    """A band across the diagram that names a step.
-
-    Erlang: none (documentation figures)
-    """
+    """A band across the diagram that names a step."""
 
     text: str
 
 
 @dataclass(frozen=True)
 class Death:
-    """A process (or a whole node's processes) ends here.
-
-    Erlang: none (documentation figures)
-    """
+    """A process (or a whole node's processes) ends here."""
 
     lanes: tuple[str, ...]
     text: str
@@ -138,10 +121,7 @@ class Death:
 
 @dataclass
 class Diagram:
-    """A sequence diagram: lanes left to right, events top to bottom.
-
-    Erlang: none (documentation figures)
-    """
+    """A sequence diagram: lanes left to right, events top to bottom."""
 
     name: str
     title: str
@@ -158,9 +138,9 @@ LOCK = "{{pg2,g},C}"
 def join_diagram() -> Diagram:
     """``pg2.join('g', P)`` called by process C on node a, all three nodes connected.
 
-    Erlang: none (documentation figures; follows pg2:join/2, global:trans/4,
+    Follows pg2:join/2, global:trans/4,
     global:set_lock_on_nodes/2, gen_server:multi_call/2, pg2:handle_call/3,
-    global:del_lock/2)
+    global:del_lock/2.
     """
     lanes = [Lane("C", "C (caller)", "a")]
     for n in "abc":
@@ -188,8 +168,8 @@ def join_diagram() -> Diagram:
 def member_death_diagram() -> Diagram:
     """Member P on node b dies; every node's pg2 server monitors it.
 
-    Erlang: none (documentation figures; follows pg2:handle_info/2 ('DOWN'),
-    pg2:member_died/1, pg2:leave_group/2)
+    Follows pg2:handle_info/2 ('DOWN'),
+    pg2:member_died/1, pg2:leave_group/2.
     """
     lanes = [
         Lane("pga", "pg2", "a"),
@@ -217,8 +197,8 @@ def member_death_diagram() -> Diagram:
 def node_death_diagram() -> Diagram:
     """Node c is lost (killed, or cut off): its members leave every group, the groups stay.
 
-    Erlang: none (documentation figures; follows the distribution's
-    'noconnection' DOWNs, pg2:member_died/1, pg2:handle_info/2 (nodedown ignored))
+    Follows the distribution's
+    'noconnection' DOWNs, pg2:member_died/1, pg2:handle_info/2 (nodedown ignored).
     """
     lanes = [
         Lane("pga", "pg2", "a"),
@@ -249,8 +229,8 @@ def node_death_diagram() -> Diagram:
 def heal_diagram() -> Diagram:
     """The partition {a} | {b, c} heals: each new connection starts an exchange both ways.
 
-    Erlang: none (documentation figures; follows pg2:handle_info/2 (nodeup),
-    pg2:handle_cast/2 (exchange), pg2:store/1)
+    Follows pg2:handle_info/2 (nodeup),
+    pg2:handle_cast/2 (exchange), pg2:store/1.
     """
     lanes = []
     for n in "abc":
@@ -274,10 +254,7 @@ def heal_diagram() -> Diagram:
 
 
 def diagrams() -> list[Diagram]:
-    """Return the four diagrams, in the order the page shows them.
-
-    Erlang: none (documentation figures)
-    """
+    """Return the four diagrams, in the order the page shows them."""
     return [join_diagram(), member_death_diagram(), node_death_diagram(), heal_diagram()]
 
 
@@ -295,10 +272,7 @@ STEP = {Msg: 0.36, Note: 0.62, Phase: 0.5, Death: 0.42}  # inches per event
 
 
 def render(diagram: Diagram) -> bytes:
-    """Draw one diagram; return the SVG bytes.
-
-    Erlang: none (documentation figures)
-    """
+    """Draw one diagram; return the SVG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -473,10 +447,7 @@ def render(diagram: Diagram) -> bytes:
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll ``condition`` until it holds; raise after ``timeout`` seconds.
-
-    Erlang: none (pg2_SUITE's ?UNTIL macro)
-    """
+    """Poll ``condition`` until it holds; raise after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -487,8 +458,6 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 
 def _runtime_senders(trace: Any) -> Any:
     """Draw ``nodeup``/``nodedown`` as coming from the runtime (the node's edge).
-
-    Erlang: none (documentation figures)
 
     The tracer names as sender whatever process was running when a message
     was delivered; a ``nodeup`` is delivered by the thread that set the
@@ -509,16 +478,13 @@ def _runtime_senders(trace: Any) -> Any:
 def trace_all(outdir: Path) -> None:
     """Run the four scenarios on a real 3-node cluster, saving each trace as SVG and text.
 
-    Erlang: none (documentation figures)
-
     This process becomes node a. Must run as a script (``--trace``), never
     inside another node: it starts and stops its own cluster.
     """
     sys.path.insert(0, str(ROOT))
     from repg2 import erlang, pg2
-    from repg2.cluster import Cluster
-    from repg2.demo import member_loop
-    from repg2.trace import Tracer
+    from repg2.testing import Cluster, member_loop
+    from repg2.tools.trace import Tracer
 
     def save(name: str, trace: Any) -> None:
         trace = _runtime_senders(trace)
@@ -581,19 +547,13 @@ def trace_all(outdir: Path) -> None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` unless the file already holds it.
-
-    Erlang: none (documentation figures)
-    """
+    """Write ``data`` unless the file already holds it."""
     if not path.exists() or path.read_bytes() != data:
         path.write_bytes(data)
 
 
 def code_hash() -> str:
-    """Hash the code the pictures depend on: ``repg2/**/*.py`` and this script.
-
-    Erlang: none (documentation figures)
-    """
+    """Hash the code the pictures depend on: ``repg2/**/*.py`` and this script."""
     h = hashlib.sha256()
     for path in sorted((ROOT / "repg2").rglob("*.py")) + [Path(__file__).resolve()]:
         h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
@@ -601,20 +561,14 @@ def code_hash() -> str:
 
 
 def _free_port() -> int:
-    """Return a TCP port that was free a moment ago (for a private port mapper).
-
-    Erlang: none (documentation figures)
-    """
+    """Return a TCP port that was free a moment ago (for a private port mapper)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def trace_in_child(outdir: Path) -> None:
-    """Run ``--trace`` in a child process with its own port mapper port; raise if it fails.
-
-    Erlang: none (documentation figures)
-    """
+    """Run ``--trace`` in a child process with its own port mapper port; raise if it fails."""
     env = dict(os.environ, REPG2_EPMD_PORT=str(_free_port()))
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", str(outdir)],
@@ -629,10 +583,7 @@ def trace_in_child(outdir: Path) -> None:
 
 
 def draw_by_hand(outdir: Path, only_missing: bool = False) -> None:
-    """Draw the hand-listed diagrams (all, or only those with no picture yet).
-
-    Erlang: none (documentation figures)
-    """
+    """Draw the hand-listed diagrams (all, or only those with no picture yet)."""
     for diagram in diagrams():
         path = outdir / f"{diagram.name}.svg"
         if only_missing and path.exists():
@@ -642,10 +593,7 @@ def draw_by_hand(outdir: Path, only_missing: bool = False) -> None:
 
 
 def _state(outdir: Path) -> dict[str, Any]:
-    """Read ``figures.json`` (``{}`` if there is none).
-
-    Erlang: none (documentation figures)
-    """
+    """Read ``figures.json`` (``{}`` if there is none)."""
     try:
         return dict(json.loads((outdir / "figures.json").read_text(encoding="utf-8")))
     except (OSError, ValueError):
@@ -653,19 +601,13 @@ def _state(outdir: Path) -> dict[str, Any]:
 
 
 def _set_state(outdir: Path, source: str, code: str, note: str = "") -> None:
-    """Record where the pictures came from, and for which code.
-
-    Erlang: none (documentation figures)
-    """
+    """Record where the pictures came from, and for which code."""
     state = {"source": source, "code": code, "note": note}
     _write(outdir / "figures.json", (json.dumps(state, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def main(outdir: Path | str | None = None, mode: str | None = None) -> list[Path]:
-    """Make sure ``OUTDIR/<name>.svg`` exist, as :data:`REPG2_DOCS_FIGURES` says; return their paths.
-
-    Erlang: none (documentation figures)
-    """
+    """Make sure ``OUTDIR/<name>.svg`` exist, as :data:`REPG2_DOCS_FIGURES` says; return their paths."""
     out = Path(outdir) if outdir else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     mode = mode or os.environ.get("REPG2_DOCS_FIGURES", "auto")
@@ -701,16 +643,13 @@ def main(outdir: Path | str | None = None, mode: str | None = None) -> list[Path
 
 
 def source_note(outdir: Path | str | None = None) -> str:
-    """Say, in MyST, where the pictures on the page come from.
-
-    Erlang: none (documentation figures)
-    """
+    """Say, in MyST, where the pictures on the page come from."""
     state = _state(Path(outdir) if outdir else DEFAULT_OUT)
     if state.get("source") == "trace":
         return (
             "These pictures are **real traces**: `docs/_scripts/make_figures.py` starts three real nodes "
-            "with {py:class}`~repg2.cluster.Cluster`, runs each scenario under a "
-            "{py:class}`repg2.trace.Tracer` and saves the trace's sequence diagram, whenever the docs are "
+            "with {py:class}`~repg2.testing.cluster.Cluster`, runs each scenario under a "
+            "{py:class}`repg2.tools.trace.Tracer` and saves the trace's sequence diagram, whenever the docs are "
             f"built after the code changed (code `{state.get('code', '?')}`"
             + (f"; {state['note']}" if state.get("note") else "")
             + "). Times on the left are "
@@ -721,7 +660,7 @@ def source_note(outdir: Path | str | None = None) -> str:
     return (
         "These pictures are **drawn from hand-written message lists** in `docs/_scripts/make_figures.py`, "
         "read off the code of {py:mod}`repg2.pg2`, {py:mod}`repg2.global_` and {py:mod}`repg2.gen_server`"
-        f"{why}. With {{py:mod}}`repg2.trace` available the docs build records them from a real cluster instead."
+        f"{why}. With {{py:mod}}`repg2.tools.trace` available the docs build records them from a real cluster instead."
     )
 
 

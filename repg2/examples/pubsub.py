@@ -63,8 +63,6 @@ TABLE = "pubsub_subscribers"  # bag of (topic, pid): the local subscribers, read
 def start() -> Any:
     """Start this node's PubSub server; return ``('ok', pid)``.
 
-    Erlang: none (Phoenix.PubSub.PG2Server.start_link/1)
-
     Its ``init`` creates the pg2 group and joins it: start pg2 on every
     node first, or the join misses nodes whose pg2 has not started yet.
     """
@@ -72,10 +70,7 @@ def start() -> Any:
 
 
 def init(_args: Any) -> tuple[str, Any]:
-    """Make the subscriber table, create the group and join it.
-
-    Erlang: none (Phoenix.PubSub.PG2Server.init/1: :pg2.create/1, :pg2.join/2)
-    """
+    """Make the subscriber table, create the group and join it."""
     ets.new(TABLE, ["bag", "protected", "named_table"])
     pg2.create(GROUP)
     pg2.join(GROUP, erlang.self())
@@ -83,19 +78,13 @@ def init(_args: Any) -> tuple[str, Any]:
 
 
 def subscribe(pid: Pid, topic: Any) -> str:
-    """Subscribe a local process to ``topic``; return ``'ok'``.
-
-    Erlang: none (Phoenix.PubSub.subscribe/3, handled by the local server)
-    """
+    """Subscribe a local process to ``topic``; return ``'ok'``."""
     result: str = gen_server.call(SERVER, ("subscribe", pid, topic))
     return result
 
 
 def handle_call(request: Any, _from: Any, state: dict[Any, Any]) -> tuple[Any, ...]:
-    """Record a subscriber and monitor it.
-
-    Erlang: none (Phoenix.PubSub.Local's subscribe: an ETS insert and a monitor)
-    """
+    """Record a subscriber and monitor it."""
     match request:
         case ("subscribe", Pid() as pid, topic):
             state[erlang.monitor("process", pid)] = (topic, pid)
@@ -105,18 +94,12 @@ def handle_call(request: Any, _from: Any, state: dict[Any, Any]) -> tuple[Any, .
 
 
 def handle_cast(_msg: Any, state: Any) -> tuple[str, Any]:
-    """Ignore casts: the server takes none.
-
-    Erlang: none (gen_server callback)
-    """
+    """Ignore casts: the server takes none."""
     return ("noreply", state)
 
 
 def handle_info(msg: Any, state: dict[Any, Any]) -> tuple[str, Any]:
-    """Deliver a broadcast forwarded from another node; forget a subscriber that died.
-
-    Erlang: none (Phoenix.PubSub.PG2Server.handle_info/2 ({:forward_to_local, ...}))
-    """
+    """Deliver a broadcast forwarded from another node; forget a subscriber that died."""
     match msg:
         case ("forward_to_local", _from, topic, payload):
             local_broadcast(topic, payload)
@@ -126,10 +109,7 @@ def handle_info(msg: Any, state: dict[Any, Any]) -> tuple[str, Any]:
 
 
 def terminate(_reason: Any, _state: Any) -> str:
-    """Nothing to clean: the table goes with its owner, the membership with the monitor.
-
-    Erlang: none (gen_server callback)
-    """
+    """Nothing to clean: the table goes with its owner, the membership with the monitor."""
     return "ok"
 
 
@@ -138,8 +118,6 @@ def terminate(_reason: Any, _state: Any) -> str:
 
 def broadcast(topic: Any, msg: Any) -> str | tuple[str, str]:
     """Send ``msg`` to every subscriber of ``topic`` on every node; return ``'ok'``.
-
-    Erlang: none (Phoenix.PubSub.PG2Server.broadcast: :pg2.get_members/1, then one send per node)
 
     Runs in the caller's process: the group's members are read from this
     node's pg2 table (no message); this node's subscribers get ``msg``
@@ -157,19 +135,13 @@ def broadcast(topic: Any, msg: Any) -> str | tuple[str, str]:
 
 
 def local_broadcast(topic: Any, msg: Any) -> None:
-    """Send ``msg`` to this node's subscribers of ``topic`` (read from the ETS table).
-
-    Erlang: none (Phoenix.PubSub.Local.broadcast/5)
-    """
+    """Send ``msg`` to this node's subscribers of ``topic`` (read from the ETS table)."""
     for _topic, pid in ets.lookup(TABLE, topic):
         erlang.send(pid, msg)
 
 
 def subscribers(topic: Any) -> list[Pid]:
-    """Return this node's subscribers of ``topic``.
-
-    Erlang: none (Phoenix.PubSub.Local.subscribers/3)
-    """
+    """Return this node's subscribers of ``topic``."""
     return [pid for _topic, pid in ets.lookup(TABLE, topic)]
 
 
@@ -178,8 +150,6 @@ def subscribers(topic: Any) -> list[Pid]:
 
 def user(name: str, topic: Any) -> None:
     """Run a chat user: keep every line received; on ``('say', text)`` broadcast a line.
-
-    Erlang: none (a channel process, in Phoenix's terms)
 
     Also answers ``('history', from, ref)`` with ``(ref, lines)``.
     """
@@ -195,29 +165,20 @@ def user(name: str, topic: Any) -> None:
 
 
 def new_user(name: str, topic: Any) -> Pid:
-    """Start a chat user on this node, subscribed to ``topic``; return its pid.
-
-    Erlang: none (a client joining a channel)
-    """
+    """Start a chat user on this node, subscribed to ``topic``; return its pid."""
     pid = erlang.spawn(user, name, topic)
     subscribe(pid, topic)
     return pid
 
 
 def say(pid: Pid, text: str) -> str:
-    """Tell a user (on any node) to say ``text``; return ``'ok'``.
-
-    Erlang: none (Pid ! {say, Text})
-    """
+    """Tell a user (on any node) to say ``text``; return ``'ok'``."""
     erlang.send(pid, ("say", text))
     return "ok"
 
 
 def history(pid: Pid, timeout: float = 5.0) -> list[tuple[Any, ...]]:
-    """Ask a user (on any node) for the lines it has received, oldest first.
-
-    Erlang: none (a request and its reply, tagged with a fresh ref)
-    """
+    """Ask a user (on any node) for the lines it has received, oldest first."""
     ref = erlang.make_ref()
     erlang.send(pid, ("history", erlang.self(), ref))
     reply = erlang.receive(lambda m: isinstance(m, tuple) and len(m) == 2 and m[0] == ref, timeout=timeout)

@@ -18,7 +18,7 @@ from typing import Any
 
 from repg2 import ets, pg2
 from repg2.erlang import Pid, Ref
-from repg2.trace import format_term
+from repg2.tools.trace import format_term
 
 __all__ = ["KINDS", "Rows", "pg2_rows", "show"]
 
@@ -35,18 +35,12 @@ KINDS = [
 
 
 def pg2_rows() -> list[tuple[Any, ...]]:
-    """Return this node's ``pg2_table`` rows, in the table's (term) order.
-
-    Erlang: none (reads pg2_table with ets:tab2list/1, for display)
-    """
+    """Return this node's ``pg2_table`` rows, in the table's (term) order."""
     return [tuple(row) for row in ets.tab2list(pg2.TABLE)]
 
 
 def show(term: Any, names: dict[Pid, str]) -> str:
-    """Print a term in Erlang syntax, with named pids shown by their names.
-
-    Erlang: none (presentation)
-    """
+    """Print a term in Erlang syntax, with named pids shown by their names."""
     if isinstance(term, Pid) and term in names:
         return names[term]
     if isinstance(term, tuple):
@@ -57,10 +51,7 @@ def show(term: Any, names: dict[Pid, str]) -> str:
 
 
 def _explain(row: tuple[Any, ...], names: dict[Pid, str]) -> tuple[str, str]:
-    """Return a row's kind and what it says, in words.
-
-    Erlang: none (presentation: the comment block of pg2.erl, row by row)
-    """
+    """Return a row's kind and what it says, in words."""
     key = row[0]
     match row:
         case (("group", name),):
@@ -82,20 +73,14 @@ def _explain(row: tuple[Any, ...], names: dict[Pid, str]) -> tuple[str, str]:
 
 @dataclass
 class Rows:
-    """Rows of ``pg2_table`` with their kinds explained; shows as an HTML table in Jupyter.
-
-    Erlang: none (presentation)
-    """
+    """Rows of ``pg2_table`` with their kinds explained; shows as an HTML table in Jupyter."""
 
     rows: list[tuple[Any, ...]]
     names: dict[Pid, str] = field(default_factory=dict)
     title: str = ""
 
     def lines(self) -> list[tuple[str, str, str, str]]:
-        """Return ``(kind, key, rest of the row, meaning)`` for every row.
-
-        Erlang: none (presentation)
-        """
+        """Return ``(kind, key, rest of the row, meaning)`` for every row."""
         out = []
         for row in self.rows:
             kind, meaning = _explain(row, self.names)
@@ -111,10 +96,7 @@ class Rows:
         return "\n".join([*head, *text, f"({len(self.rows)} rows)"])
 
     def _repr_html_(self) -> str:
-        """Render as an HTML table (Jupyter, the docs and GitHub show it).
-
-        Erlang: none (presentation)
-        """
+        """Render as an HTML table (Jupyter, the docs and GitHub show it)."""
         cells = "".join(
             "<tr>"
             + "".join(f"<td><code>{html.escape(c)}</code></td>" for c in line[:3])

@@ -4,7 +4,7 @@ There is no Erlang original: this is a notebook's instrument, what a person
 at a shell would do by calling ``pg2:get_members/1`` on every node again and
 again (``rpc:call(Node, pg2, get_members, [Group])``) while things break.
 
-A background thread asks every node of a :class:`~repg2.cluster.Cluster`
+A background thread asks every node of a :class:`~repg2.testing.cluster.Cluster`
 for its members of one group, about every ``interval`` seconds, through
 the harness' control channel (which reaches a node even during a
 partition). Each answer becomes a *view*: the members by their readable
@@ -25,7 +25,7 @@ from typing import Any
 
 from repg2 import pg2
 from repg2.erlang import Pid
-from repg2.trace import Picture
+from repg2.tools.trace import Picture
 
 __all__ = ["Sample", "ViewTimeline"]
 
@@ -35,10 +35,7 @@ NO_GROUP = "no such group"
 
 @dataclass(frozen=True)
 class Sample:
-    """One node's view at one moment.
-
-    Erlang: none (a row of the timeline)
-    """
+    """One node's view at one moment."""
 
     t: float  # seconds since the timeline started
     node: str
@@ -48,8 +45,6 @@ class Sample:
 @dataclass
 class ViewTimeline:
     """Record each node's ``pg2:get_members(group)`` over time; draw the views as bands.
-
-    Erlang: none (see the module docstring)
 
     ``names`` maps pids to readable names; an unnamed pid shows as its
     repr. Use ``with ViewTimeline(cluster, 'chat', names) as timeline:``
@@ -67,10 +62,7 @@ class ViewTimeline:
     _thread: threading.Thread | None = None
 
     def start(self) -> ViewTimeline:
-        """Start sampling in a background thread; return self.
-
-        Erlang: none (a sampling loop)
-        """
+        """Start sampling in a background thread; return self."""
         self._t0 = time.monotonic()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="view-timeline")
@@ -78,10 +70,7 @@ class ViewTimeline:
         return self
 
     def stop(self) -> None:
-        """Stop sampling (after one last round, so the end state is recorded).
-
-        Erlang: none (a sampling loop)
-        """
+        """Stop sampling (after one last round, so the end state is recorded)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -94,17 +83,11 @@ class ViewTimeline:
         self.stop()
 
     def mark(self, label: str) -> None:
-        """Note that something happened now (drawn as a labelled vertical line).
-
-        Erlang: none (a note on the timeline)
-        """
+        """Note that something happened now (drawn as a labelled vertical line)."""
         self.marks.append((time.monotonic() - self._t0, label))
 
     def view(self, node: str) -> str:
-        """Ask one node for its members of the group now; return them as a view.
-
-        Erlang: none (calls pg2:get_members/1 on that node by rpc)
-        """
+        """Ask one node for its members of the group now; return them as a view."""
         if node not in self.cluster.live_nodes():
             return DOWN
         try:
@@ -116,10 +99,7 @@ class ViewTimeline:
         return ", ".join(sorted(self.names.get(p, repr(p)) for p in members)) or "(empty)"
 
     def views(self) -> dict[str, str]:
-        """Return the latest view of every node.
-
-        Erlang: none (the last sample of each row)
-        """
+        """Return the latest view of every node."""
         latest: dict[str, str] = {}
         for sample in self.samples:
             latest[sample.node] = sample.view
@@ -127,8 +107,6 @@ class ViewTimeline:
 
     def wait(self, condition: Callable[[dict[str, str]], bool], timeout: float = 15.0) -> float:
         """Poll the views until ``condition(views)`` holds; return the seconds it took.
-
-        Erlang: none (pg2_SUITE's ?UNTIL over every node)
 
         Raises:
             TimeoutError: the views did not get there within ``timeout``.
@@ -143,26 +121,17 @@ class ViewTimeline:
             time.sleep(self.interval)  # polling interval of a deadline-bounded wait
 
     def hold(self, seconds: float = 0.3) -> None:
-        """Let the sampler record the current state for a while, so it shows as a band.
-
-        Erlang: none (pacing a demonstration, not a synchronisation)
-        """
+        """Let the sampler record the current state for a while, so it shows as a band."""
         time.sleep(seconds)
 
     def _loop(self) -> None:
-        """Sample every node until stopped.
-
-        Erlang: none (a sampling loop)
-        """
+        """Sample every node until stopped."""
         while not self._stop.is_set():
             self._sample_all()
             self._stop.wait(self.interval)
 
     def _sample_all(self) -> None:
-        """Record one view of every node.
-
-        Erlang: none (a sampling loop)
-        """
+        """Record one view of every node."""
         for node in self.cluster.nodes:
             view = self.view(node)
             self.samples.append(Sample(time.monotonic() - self._t0, node, view))
@@ -170,10 +139,7 @@ class ViewTimeline:
     # -- The picture -------------------------------------------------------------------------
 
     def segments(self) -> dict[str, list[tuple[float, float, str]]]:
-        """Merge each node's samples into ``(start, end, view)`` runs of equal views.
-
-        Erlang: none (presentation)
-        """
+        """Merge each node's samples into ``(start, end, view)`` runs of equal views."""
         runs: dict[str, list[tuple[float, float, str]]] = {node: [] for node in self.cluster.nodes}
         end = max((s.t for s in self.samples), default=0.0)
         for sample in sorted(self.samples, key=lambda s: s.t):
@@ -191,8 +157,6 @@ class ViewTimeline:
 
     def figure(self, title: str | None = None) -> Any:
         """Draw the timeline: one band per node, coloured by view; marks as numbered lines.
-
-        Erlang: none (presentation)
 
         Each distinct view has one colour, named in the legend; ``down`` is
         grey and ``no such group`` pale red. Marks are numbered at the top
@@ -249,8 +213,5 @@ class ViewTimeline:
         return fig
 
     def picture(self, title: str | None = None) -> Picture:
-        """Return the timeline as a picture that shows itself in Jupyter and saves as SVG or PNG.
-
-        Erlang: none (presentation)
-        """
+        """Return the timeline as a picture that shows itself in Jupyter and saves as SVG or PNG."""
         return Picture(self.figure(title))

@@ -23,9 +23,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from repg2 import erlang, ets, pg2, supervisor
+from repg2 import erlang, ets, pg2
 
-__all__ = ["sane", "stop_pg2", "views", "wsane"]
+__all__ = ["sane", "views", "wsane"]
 
 
 def sane() -> str:
@@ -44,10 +44,7 @@ def sane() -> str:
     pid_rows = [(r[0][2], r[0][1]) for r in rows if r[0][0] == "pid"]  # as (group, pid)
 
     def fail(what: str) -> None:
-        """Raise with the node's name and its whole table.
-
-        Erlang: none (a badmatch in pg2_SUITE:sane/0)
-        """
+        """Raise with the node's name and its whole table."""
         raise AssertionError(f"sane() on {here}: {what}\n  pg2_table = {rows!r}")
 
     if not {g for g, _ in members} <= groups:
@@ -82,10 +79,7 @@ Call = Callable[..., Any]  # call(node, fun, *args): run fun on node and return 
 
 
 def views(nodes: Iterable[str], call: Call) -> dict[str, dict[str, Any]]:
-    """Collect every node's public view: groups, and members, local members, closest pid per group.
-
-    Erlang: none (the reads wsane/1 makes, gathered for printing)
-    """
+    """Collect every node's public view: groups, and members, local members, closest pid per group."""
     out: dict[str, dict[str, Any]] = {}
     for node in nodes:
         groups = call(node, pg2.which_groups)
@@ -134,27 +128,3 @@ def wsane(nodes: list[str], call: Call) -> str:
             elif local:
                 raise AssertionError(f"wsane: {node} has local members {local!r} but get_closest_pid gave {closest!r}")
     return "ok"
-
-
-def stop_pg2() -> str:
-    """Stop this node's pg2 server and forget its child spec; the next pg2 call starts a fresh one.
-
-    Erlang: supervisor:terminate_child/2
-    Erlang: supervisor:delete_child/2
-
-    What a test does to start pg2 from an empty table (RePG2's tests stop
-    and start the application instead).
-    """
-    if erlang.whereis("kernel_safe_sup") != "undefined":
-        supervisor.terminate_child("kernel_safe_sup", pg2.SERVER)
-        supervisor.delete_child("kernel_safe_sup", pg2.SERVER)
-    return "ok"
-
-
-def restart_pg2() -> Any:
-    """Stop pg2 and start it again: its init asks every connected node for its groups.
-
-    Erlang: none (RePG2's NodeManager.reset_other_node/0)
-    """
-    stop_pg2()
-    return pg2.start()

@@ -35,10 +35,7 @@ _NONE = re.compile(r"^\s*Erlang:\s+none\b")
 
 @dataclass(frozen=True)
 class Translation:
-    """One ``Erlang:`` line: which Erlang function a Python definition translates.
-
-    Erlang: none (a record of the cross-reference itself)
-    """
+    """One ``Erlang:`` line: which Erlang function a Python definition translates."""
 
     erlang: str  # "pg2:join/2"
     python: str  # "repg2.pg2.join"
@@ -49,21 +46,25 @@ class Translation:
 
 
 def package_dir() -> Path:
-    """Return the directory of the ``repg2`` package.
+    """Return the directory of the ``repg2`` package."""
+    return Path(__file__).resolve().parent.parent
 
-    Erlang: none (Python packaging)
+
+def translation_modules(root: Path | None = None) -> list[Path]:
+    """Return the translation modules: the top level of the package, without ``__init__``/``__main__``.
+
+    The subpackages (``tools``, ``testing``, ``examples``) are not
+    translations: they name an Erlang original only where they follow one.
     """
-    return Path(__file__).resolve().parent
+    root = root or package_dir()
+    return [path for path in sorted(root.glob("*.py")) if not path.name.startswith("__")]
 
 
 def translations(root: Path | None = None) -> list[Translation]:
-    """Collect every ``Erlang: module:function/arity`` line in the package.
-
-    Erlang: none (reads Python docstrings)
-    """
+    """Collect every ``Erlang: module:function/arity`` line of the translation modules."""
     root = root or package_dir()
     found: list[Translation] = []
-    for path in sorted(root.rglob("*.py")):
+    for path in translation_modules(root):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         module = "repg2." + ".".join(path.relative_to(root).with_suffix("").parts)
         found.extend(_walk(tree, module.removesuffix(".__init__"), path.relative_to(root.parent).as_posix(), []))
@@ -71,10 +72,7 @@ def translations(root: Path | None = None) -> list[Translation]:
 
 
 def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Translation]:
-    """Collect the ``Erlang:`` lines of the definitions under ``node``.
-
-    Erlang: none (walks a Python syntax tree)
-    """
+    """Collect the ``Erlang:`` lines of the definitions under ``node``."""
     found: list[Translation] = []
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -92,13 +90,10 @@ def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Trans
 
 
 def missing_xrefs(root: Path | None = None) -> list[str]:
-    """List the definitions whose docstring has no ``Erlang:`` line at all.
-
-    Erlang: none (checks the cross-reference contract)
-    """
+    """List the definitions of the translation modules whose docstring has no ``Erlang:`` line at all."""
     root = root or package_dir()
     missing: list[str] = []
-    for path in sorted(root.rglob("*.py")):
+    for path in translation_modules(root):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -110,12 +105,26 @@ def missing_xrefs(root: Path | None = None) -> list[str]:
     return missing
 
 
-def pg2_functions() -> list[str]:
-    """Return the functions of OTP 18.3's ``pg2.erl`` in file order, as ``name/arity``.
+def filler_lines(root: Path | None = None) -> list[str]:
+    """List the ``Erlang: none`` lines outside the translation modules (the contract forbids them there).
 
-    Erlang: none (the list is data: repg2/data/pg2_functions.txt)
+    Code under ``tools/``, ``testing/`` and ``examples/`` has no original to
+    name; an ``Erlang:`` line there must name one it follows (the tracer
+    follows ``dbg``), never explain its absence.
     """
-    text = resources.files("repg2").joinpath("data/pg2_functions.txt").read_text(encoding="utf-8")
+    root = root or package_dir()
+    found: list[str] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        for path in sorted(sub.rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _NONE.match(line):
+                    found.append(f"{path.relative_to(root.parent).as_posix()}:{number}")
+    return found
+
+
+def pg2_functions() -> list[str]:
+    """Return the functions of OTP 18.3's ``pg2.erl`` in file order, as ``name/arity``."""
+    text = resources.files("repg2.tools").joinpath("data/pg2_functions.txt").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -126,8 +135,6 @@ _HEAD = re.compile(r"^(?P<name>[a-z][A-Za-z0-9_@]*|'[^']+')\(")
 
 def erlang_functions(source: str) -> tuple[str, list[str]]:
     """Return ``(module, ['name/arity', ...])`` for an Erlang source text, in file order.
-
-    Erlang: none (a small reader of Erlang function heads)
 
     A function clause starts at column 0 with an atom and ``(``; the arity
     is the number of top-level arguments up to the matching ``)``. Comments,
@@ -152,10 +159,7 @@ def erlang_functions(source: str) -> tuple[str, list[str]]:
 
 
 def _strip_comments(source: str) -> str:
-    """Blank out ``%`` comments, keeping strings and ``$%`` characters intact.
-
-    Erlang: none (part of reading Erlang text)
-    """
+    """Blank out ``%`` comments, keeping strings and ``$%`` characters intact."""
     out: list[str] = []
     for line in source.splitlines():
         keep: list[str] = []
@@ -186,10 +190,7 @@ def _strip_comments(source: str) -> str:
 
 
 def _arity(text: str, start: int) -> int | None:
-    """Count the top-level arguments from just after ``(`` to its ``)``.
-
-    Erlang: none (part of reading Erlang text)
-    """
+    """Count the top-level arguments from just after ``(`` to its ``)``."""
     depth = 0
     args = 0
     saw_token = False
@@ -237,8 +238,6 @@ def _arity(text: str, start: int) -> int | None:
 def side_by_side(erlang_source: str, root: Path | None = None) -> tuple[list[tuple[str, list[Translation]]], list[str]]:
     """Pair each function of an Erlang file with its Python translations.
 
-    Erlang: none (the report behind ``python -m repg2 xref FILE``)
-
     Returns:
         ``(rows, missing)``: ``rows`` is ``[('pg2:join/2', [Translation...]), ...]``
         in the Erlang file's order; ``missing`` names the functions with none.
@@ -252,10 +251,7 @@ def side_by_side(erlang_source: str, root: Path | None = None) -> tuple[list[tup
 
 
 def format_side_by_side(erlang_source: str, root: Path | None = None) -> tuple[str, int]:
-    """Render :func:`side_by_side` as a text table; also return how many are missing.
-
-    Erlang: none (output formatting)
-    """
+    """Render :func:`side_by_side` as a text table; also return how many are missing."""
     rows, missing = side_by_side(erlang_source, root)
     width = max((len(name) for name, _ in rows), default=10)
     lines = [f"{'Erlang':<{width}}  Python"]
@@ -275,15 +271,26 @@ def format_side_by_side(erlang_source: str, root: Path | None = None) -> tuple[s
 
 
 def format_map(root: Path | None = None) -> str:
-    """Render the whole map, grouped by Erlang module, plus pg2.erl's coverage.
+    """Render the whole map: pg2 first in ``pg2.erl``'s order, then every other module; then pg2's coverage.
 
-    Erlang: none (output formatting)
+    pg2 comes first because it is what a reader opens beside ``pg2.py``; its
+    functions follow the Erlang file (clauses of one function in the Python
+    file's order). The other Erlang modules follow alphabetically, each in
+    the order its translations appear in the Python source.
     """
     found = translations(root)
+    order = {f"pg2:{f}": i for i, f in enumerate(pg2_functions())}
     lines: list[str] = []
-    for module in sorted({t.erlang.split(":")[0] for t in found}):
-        lines.append(f"== {module} ==")
-        for t in sorted((t for t in found if t.erlang.startswith(module + ":")), key=lambda t: (t.erlang, t.line)):
+    modules = sorted({t.erlang.split(":")[0] for t in found}, key=lambda m: (m != "pg2", m))
+    for module in modules:
+        rows = [t for t in found if t.erlang.startswith(module + ":")]
+        if module == "pg2":
+            rows.sort(key=lambda t: (order.get(t.erlang, len(order)), t.line))
+            lines.append("== pg2 (pg2.erl of OTP 18.3, in the file's order) ==")
+        else:
+            rows.sort(key=lambda t: (t.path, t.line))
+            lines.append(f"== {module} ==")
+        for t in rows:
             note = f"  {t.note}" if t.note else ""
             lines.append(f"  {t.erlang:<40} {t.python}  ({t.path}:{t.line}){note}")
     mapped = {t.erlang for t in found}
@@ -301,8 +308,6 @@ def format_map(root: Path | None = None) -> str:
 
 def erlang_function_texts(source: str) -> tuple[str, dict[str, str]]:
     """Return ``(module, {'name/arity': source text of all its clauses})`` in file order.
-
-    Erlang: none (reads the reader's own copy of an Erlang file)
 
     A function's text runs from its first clause head to the line before
     the next function's head or the next attribute (``-spec``, ``-define``...),
@@ -338,10 +343,7 @@ def erlang_function_texts(source: str) -> tuple[str, dict[str, str]]:
 
 
 def python_text(t: Translation, root: Path | None = None) -> str:
-    """Return the source text of the Python definition a cross-reference names.
-
-    Erlang: none (reads this package's source)
-    """
+    """Return the source text of the Python definition a cross-reference names."""
     base = (root or package_dir()).parent
     lines = (base / t.path).read_text(encoding="utf-8").splitlines()
     return "\n".join(lines[t.line - 1 : (t.end_line or t.line)])
@@ -349,8 +351,6 @@ def python_text(t: Translation, root: Path | None = None) -> str:
 
 def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[str, object]:
     """Pair each Erlang function's text with its Python translations' text.
-
-    Erlang: none (the data behind ``xref --side-by-side``)
 
     Returns:
         A dict with ``module``, ``pairs`` (``[(erlang_name, erlang_text,
@@ -376,10 +376,7 @@ def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[st
 
 
 def _columns(left: str, right: str, width: int) -> list[str]:
-    """Lay two texts out as two columns of ``width`` characters each.
-
-    Erlang: none (terminal formatting)
-    """
+    """Lay two texts out as two columns of ``width`` characters each."""
     lhs, rhs = left.expandtabs(4).splitlines(), right.expandtabs(4).splitlines()
     cut = lambda s: s if len(s) <= width else s[: width - 1] + "…"  # noqa: E731
     rows = []
@@ -392,8 +389,6 @@ def _columns(left: str, right: str, width: int) -> list[str]:
 
 def format_side_by_side_text(erlang_source: str, width: int = 160, root: Path | None = None) -> tuple[str, int]:
     """Render each Erlang function beside its Python translation for a terminal.
-
-    Erlang: none (the terminal output of ``xref --side-by-side``)
 
     Returns:
         The text, and how many Erlang functions have no translation.
@@ -424,10 +419,7 @@ def format_side_by_side_text(erlang_source: str, width: int = 160, root: Path | 
 
 
 def format_side_by_side_html(erlang_source: str, root: Path | None = None) -> str:
-    """Render each Erlang function beside its Python translation as a two-column HTML page.
-
-    Erlang: none (the ``--html`` output of ``xref --side-by-side``)
-    """
+    """Render each Erlang function beside its Python translation as a two-column HTML page."""
     import html
 
     report = side_by_side_report(erlang_source, root)

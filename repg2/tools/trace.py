@@ -4,7 +4,7 @@ In the spirit of Erlang's ``dbg`` (``dbg:tracer/0``, ``dbg:p(Item, [m])``,
 ``dbg:stop_clear/0``) and of ``sys:trace/2``: choose processes by pid or by
 registered name (say every node's ``'pg2'`` and ``'global_name_server'``),
 trace the messages they send and receive on every node of a running
-:class:`~repg2.cluster.Cluster`, then stop, collect the records from every
+:class:`~repg2.testing.cluster.Cluster`, then stop, collect the records from every
 node, and read them as a text log or look at them as a sequence diagram
 (lifelines per process, grouped by node; one arrow per message, labelled
 with its tag: ``$gen_call set_lock``, ``reply true``, ``$gen_cast exchange``,
@@ -86,7 +86,7 @@ __all__ = [
     "tag_of",
 ]
 
-log = logging.getLogger("repg2.trace")
+log = logging.getLogger("repg2.tools.trace")
 
 # -- What is traced and how it is recorded ------------------------------------------
 Item = Pid | str  # what dbg:p/2 takes: a pid, or a registered name (on every node)
@@ -96,10 +96,7 @@ DEFAULT_LIMIT = 100_000  # events kept per node; more are counted and dropped, a
 
 
 class Event(NamedTuple):
-    """One trace event as a node recorded it: a message delivered here, or one that left for another node.
-
-    Erlang: none (the {trace, Pid, 'receive', Msg} and {trace, Pid, send, Msg, To} messages of erlang:trace/3)
-    """
+    """One trace event as a node recorded it: a message delivered here, or one that left for another node."""
 
     kind: str  # 'receive' (put in a local mailbox) or 'send' (handed to the distribution)
     node: Node  # the node that recorded it
@@ -117,8 +114,6 @@ class Event(NamedTuple):
 class Message(NamedTuple):
     """One message, sender to receiver: a local delivery, or a send paired with its receipt.
 
-    Erlang: none (what a sequence diagram draws as one arrow)
-
     Times are seconds since the trace started; ``received`` is None for a
     lost message, ``sender`` None when the sender is unknown.
     """
@@ -134,18 +129,12 @@ class Message(NamedTuple):
 
     @property
     def label(self) -> str:
-        """The message's tag, as the diagram labels its arrow (``$gen_call join``).
-
-        Erlang: none (presentation)
-        """
+        """The message's tag, as the diagram labels its arrow (``$gen_call join``)."""
         return tag_of(self.msg)
 
 
 class _Spec(NamedTuple):
-    """What a node's recorder traces: pids and registered names, or everything.
-
-    Erlang: none (the process part of dbg:p/2's arguments)
-    """
+    """What a node's recorder traces: pids and registered names, or everything."""
 
     pids: frozenset[Pid]
     names: frozenset[str]
@@ -154,10 +143,7 @@ class _Spec(NamedTuple):
 
 
 class Unpicklable(NamedTuple):
-    """Stands for a recorded message that could not travel to the collecting node.
-
-    Erlang: none (Python objects need not be picklable; Erlang terms always are)
-    """
+    """Stands for a recorded message that could not travel to the collecting node."""
 
     text: str  # repr() of the message, taken on the node that recorded it
 
@@ -171,8 +157,6 @@ class Unpicklable(NamedTuple):
 class _Recorder:
     """The runtime's trace hook on one node: decides what to keep and keeps it.
 
-    Erlang: none (the tracer process that dbg:tracer/0 starts, minus the process)
-
     Both methods run on the message path of *every* message while tracing
     is on, in the sending thread (``_deliver`` even holds the receiver's
     mailbox lock), so they only test set membership and append to a list
@@ -180,7 +164,6 @@ class _Recorder:
     """
 
     def __init__(self, spec: _Spec, node: Node) -> None:
-        """Erlang: none (see the class docstring)"""
         self.spec = spec
         self.node = node
         self.events: list[Event] = []
@@ -191,27 +174,18 @@ class _Recorder:
         self._local_ids = frozenset(pid.id for pid in spec.pids if pid.is_local())
 
     def _traced(self, proc: Any) -> bool:
-        """Say whether a local process record is traced, by pid or by one of its names.
-
-        Erlang: none (the process's trace flags)
-        """
+        """Say whether a local process record is traced, by pid or by one of its names."""
         return proc.pid.id in self._local_ids or bool(proc.names and not self.spec.names.isdisjoint(proc.names))
 
     def _keep(self, event: Event) -> None:
-        """Append an event unless the limit is reached.
-
-        Erlang: none (a full trace buffer drops events)
-        """
+        """Append an event unless the limit is reached."""
         if len(self.events) >= self.spec.limit:
             self.dropped += 1
             return
         self.events.append(event)
 
     def delivered(self, proc: Any, msg: Any) -> None:
-        """Record a message put in a local mailbox, if its sender or receiver is traced.
-
-        Erlang: none (the 'receive' trace event)
-        """
+        """Record a message put in a local mailbox, if its sender or receiver is traced."""
         me = _running()
         traced = self.spec.everything or self._traced(proc) or (me is not None and self._traced(me))
         if not traced and me is not None:
@@ -235,10 +209,7 @@ class _Recorder:
         )
 
     def sent(self, dest: Any, msg: Any) -> None:
-        """Record a message leaving for another node, if its sender or receiver is traced.
-
-        Erlang: none (the send trace event)
-        """
+        """Record a message leaving for another node, if its sender or receiver is traced."""
         me = _running()
         if isinstance(dest, Pid):
             rpid, rname, rnode = dest, None, dest.node
@@ -269,19 +240,13 @@ class _Recorder:
 
 
 def _running() -> Any:
-    """Return the record of the process running in this thread, or None.
-
-    Erlang: none (the runtime knows the current process; a plain thread has none)
-    """
+    """Return the record of the process running in this thread, or None."""
     proc = getattr(erlang._tls, "proc", None)
     return None if proc is None or proc.dead else proc
 
 
 def _name(proc: Any) -> str | None:
-    """Return a process record's registered name, or None.
-
-    Erlang: none (erlang:process_info(Pid, registered_name))
-    """
+    """Return a process record's registered name, or None."""
     if proc is None or not proc.names:
         return None
     try:
@@ -321,10 +286,7 @@ def _uninstall(portable: bool = True) -> tuple[list[Event], int]:
 
 
 def _snapshot(portable: bool = True) -> tuple[list[Event], int]:
-    """Return this node's events so far, leaving the recorder running.
-
-    Erlang: none (dbg has no peek; used to wait for messages still in flight)
-    """
+    """Return this node's events so far, leaving the recorder running."""
     recorder = _recorder
     if recorder is None:
         return [], 0
@@ -333,19 +295,13 @@ def _snapshot(portable: bool = True) -> tuple[list[Event], int]:
 
 
 def _whereis(names: list[str]) -> dict[str, Pid]:
-    """Return the pids registered on this node under ``names`` (those that exist).
-
-    Erlang: none (calls erlang:whereis/1 on a node by rpc)
-    """
+    """Return the pids registered on this node under ``names`` (those that exist)."""
     found = {name: erlang.whereis(name) for name in names}
     return {name: pid for name, pid in found.items() if isinstance(pid, Pid)}
 
 
 def _portable(events: list[Event]) -> list[Event]:
-    """Replace the messages that cannot be pickled by their repr, so the events can travel.
-
-    Erlang: none (every Erlang term can be sent; a Python object need not pickle)
-    """
+    """Replace the messages that cannot be pickled by their repr, so the events can travel."""
     out = []
     for event in events:
         try:
@@ -357,10 +313,7 @@ def _portable(events: list[Event]) -> list[Event]:
 
 
 def is_tracing() -> bool:
-    """Say whether this node's message path has a trace hook plugged in.
-
-    Erlang: none (erlang:trace_info/2 asks the same of one process)
-    """
+    """Say whether this node's message path has a trace hook plugged in."""
     return erlang._trace_hook is not None
 
 
@@ -392,7 +345,6 @@ class Tracer:
         aliases: dict[Pid, str] | None = None,
         limit: int = DEFAULT_LIMIT,
     ) -> None:
-        """Erlang: none (see the class docstring)"""
         self.cluster = cluster
         self.procs = list(procs)
         self.aliases = dict(aliases or {})
@@ -403,10 +355,7 @@ class Tracer:
         self._names: dict[Pid, str] = {}
 
     def _call(self, node: Node, fun: Any, *args: Any) -> Any:
-        """Run ``fun(*args)`` on ``node`` (this node without a cluster).
-
-        Erlang: none (rpc:call/4 through the harness' channel)
-        """
+        """Run ``fun(*args)`` on ``node`` (this node without a cluster)."""
         if self.cluster is None:
             return fun(*args)
         return self.cluster.rpc(node, fun, *args, timeout=10.0)
@@ -417,7 +366,7 @@ class Tracer:
         Erlang: dbg:p/2
         """
         if self._nodes:
-            raise RuntimeError("repg2.trace: add processes before start()")
+            raise RuntimeError("repg2.tools.trace: add processes before start()")
         self.procs.extend(items)
         return self
 
@@ -435,7 +384,7 @@ class Tracer:
         everything = "all" in self.procs
         for item in self.procs:
             if not isinstance(item, (Pid, str)):
-                raise TypeError(f"repg2.trace: trace a pid or a registered name, not {item!r}")
+                raise TypeError(f"repg2.tools.trace: trace a pid or a registered name, not {item!r}")
         self._nodes = [erlang.node()] if self.cluster is None else list(self.cluster.live_nodes())
         for node in self._nodes:
             for name, pid in self._call(node, _whereis, names).items():
@@ -464,7 +413,7 @@ class Tracer:
         ``settle`` seconds; what stays unpaired after that is drawn as lost.
         """
         if not self._nodes:
-            raise RuntimeError("repg2.trace: stop() without start()")
+            raise RuntimeError("repg2.tools.trace: stop() without start()")
         deadline = time.monotonic() + settle
         seen, since = -1, time.monotonic()
         while time.monotonic() < deadline:
@@ -480,10 +429,7 @@ class Tracer:
         return self.trace
 
     def _gather(self, fun: Any) -> tuple[list[Event], int, list[Node]]:
-        """Run ``fun`` (snapshot or uninstall) on every traced node; merge what they return.
-
-        Erlang: none (rpc:multicall/4 over the traced nodes)
-        """
+        """Run ``fun`` (snapshot or uninstall) on every traced node; merge what they return."""
         events: list[Event] = []
         dropped = 0
         missing: list[Node] = []
@@ -491,7 +437,7 @@ class Tracer:
             try:
                 got, lost = self._call(node, fun, node != erlang.node())
             except Exception as exc:  # noqa: BLE001 - a dead node keeps its records; say so and go on
-                log.warning("repg2.trace: no records from %s: %r", node, exc)
+                log.warning("repg2.tools.trace: no records from %s: %r", node, exc)
                 missing.append(node)
                 continue
             events.extend(got)
@@ -510,10 +456,7 @@ class Tracer:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Compare two messages as terms; an exotic ``__eq__`` that fails counts as different.
-
-    Erlang: none (=:= on terms)
-    """
+    """Compare two messages as terms; an exotic ``__eq__`` that fails counts as different."""
     try:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - e.g. array comparisons
@@ -522,8 +465,6 @@ def _same(a: Any, b: Any) -> bool:
 
 def _pair(events: list[Event]) -> tuple[list[tuple[Event | None, Event | None]], list[Event]]:
     """Pair each remote send with its receipt; return ``(pairs, unpaired sends)``.
-
-    Erlang: none (what a reader of two nodes' dbg logs does by hand)
 
     A pair is ``(send, receive)``; a local delivery is ``(None, receive)``;
     a lost message ``(send, None)``. Receipts are taken in time order and
@@ -561,10 +502,7 @@ def _pair(events: list[Event]) -> tuple[list[tuple[Event | None, Event | None]],
 
 
 def _implied_sender(msg: Any) -> Pid | None:
-    """Return who a runtime-made message comes from: the pid in a ``'DOWN'`` or ``'EXIT'``.
-
-    Erlang: none (in Erlang a 'DOWN' appears to come from the monitored process)
-    """
+    """Return who a runtime-made message comes from: the pid in a ``'DOWN'`` or ``'EXIT'``."""
     if isinstance(msg, tuple):
         if len(msg) == 5 and msg[0] == "DOWN" and isinstance(msg[3], Pid):
             return msg[3]
@@ -583,10 +521,7 @@ def _build(
     dropped: int,
     missing: list[Node],
 ) -> Trace:
-    """Turn every node's events into the messages of one trace.
-
-    Erlang: none (assembling a trace for reading)
-    """
+    """Turn every node's events into the messages of one trace."""
     # Every traced process gets a lifeline: the names resolved at the start, the pids given.
     watched = sorted(set(names) | {p for p in procs if isinstance(p, Pid)}, key=lambda p: p._key())
     names = dict(names)
@@ -629,10 +564,7 @@ _BARE_ATOM = re.compile(r"^[a-z][A-Za-z0-9_@]*$")
 
 
 def short_node(node: Node) -> str:
-    """Return the short name of a node: ``'b'`` for ``'b@127.0.0.1'``.
-
-    Erlang: none (presentation)
-    """
+    """Return the short name of a node: ``'b'`` for ``'b@127.0.0.1'``."""
     return node.split("@", 1)[0]
 
 
@@ -654,10 +586,7 @@ def format_term(term: Any, limit: int | None = None) -> str:
 
 
 def _term(term: Any) -> str:
-    """Print one term (see :func:`format_term`).
-
-    Erlang: none (the recursion of io_lib's term printer)
-    """
+    """Print one term (see :func:`format_term`)."""
     if isinstance(term, bool):
         return "true" if term else "false"
     if isinstance(term, str):
@@ -674,18 +603,12 @@ def _term(term: Any) -> str:
 
 
 def _is_tag(term: Any) -> bool:
-    """Say whether a term is a call's tag: a ref, or ``(ref, node)`` as multi_call makes them.
-
-    Erlang: none (the shapes of gen's reply tags)
-    """
+    """Say whether a term is a call's tag: a ref, or ``(ref, node)`` as multi_call makes them."""
     return isinstance(term, Ref) or (isinstance(term, tuple) and len(term) == 2 and isinstance(term[0], Ref))
 
 
 def _head(term: Any) -> str:
-    """Return the tag of a request: its first atom, or the term itself when short.
-
-    Erlang: none (presentation)
-    """
+    """Return the tag of a request: its first atom, or the term itself when short."""
     if isinstance(term, tuple) and term and isinstance(term[0], str):
         return _term(term[0]) if not _BARE_ATOM.match(term[0]) else term[0]
     return format_term(term, 16)
@@ -693,8 +616,6 @@ def _head(term: Any) -> str:
 
 def tag_of(msg: Any) -> str:
     """Return the short label the diagram puts on a message's arrow.
-
-    Erlang: none (presentation: the message's tag, as a reader names it)
 
     ``$gen_call set_lock`` (a gen_server call and its request's tag),
     ``$gen_cast exchange``, ``system get_state``, ``reply true`` (the answer
@@ -720,10 +641,7 @@ def tag_of(msg: Any) -> str:
 
 
 def _kind(msg: Any) -> str:
-    """Sort a message into the diagram's styles: call, reply, cast, signal or info.
-
-    Erlang: none (presentation)
-    """
+    """Sort a message into the diagram's styles: call, reply, cast, signal or info."""
     match msg:
         case ("$gen_call", _, _) | ("system", _, _):
             return "call"
@@ -742,8 +660,6 @@ def _kind(msg: Any) -> str:
 @dataclass
 class Trace:
     """The messages a :class:`Tracer` recorded, ready to read, search and draw.
-
-    Erlang: none (the output of dbg, collected)
 
     ``messages`` are in the order sent. ``events`` are the raw records of
     the traced processes, node by node (see :meth:`format_events`).
@@ -768,17 +684,11 @@ class Trace:
         return len(self.messages)
 
     def who(self, pid: Pid | None, node: Node | None = None, name: str | None = None) -> str:
-        """Name a process for a reader: its alias, its registered name, or its pid; with its node.
-
-        Erlang: none (presentation)
-        """
+        """Name a process for a reader: its alias, its registered name, or its pid; with its node."""
         return f"{self.label(pid, name)}@{short_node(pid.node if pid is not None else node or '?')}"
 
     def label(self, pid: Pid | None, name: str | None = None) -> str:
-        """Name a process without its node: alias, registered name, pid, or ``?``.
-
-        Erlang: none (presentation)
-        """
+        """Name a process without its node: alias, registered name, pid, or ``?``."""
         if pid is not None and pid in self.aliases:
             return self.aliases[pid]
         if pid is not None and pid in self.names:
@@ -788,10 +698,7 @@ class Trace:
         return "?" if pid is None else format_term(pid)
 
     def labels(self) -> list[str]:
-        """Return every message's label, in order.
-
-        Erlang: none (presentation)
-        """
+        """Return every message's label, in order."""
         return [m.label for m in self.messages]
 
     def find(
@@ -803,17 +710,12 @@ class Trace:
     ) -> list[Message]:
         """Return the messages with this label (or label prefix), sender, receiver, receiving node.
 
-        Erlang: none (a filter over the trace, as one greps a dbg log)
-
         ``sender`` and ``receiver`` are pids or labels (an alias or a
         registered name, e.g. ``'pg2'``).
         """
 
         def matches(who: str | Pid | None, pid: Pid | None, name: str | None) -> bool:
-            """Say whether a message's end is ``who``.
-
-            Erlang: none (part of the filter)
-            """
+            """Say whether a message's end is ``who``."""
             if who is None:
                 return True
             if isinstance(who, Pid):
@@ -893,22 +795,18 @@ class Trace:
     def index(self, label: str) -> int:
         """Return the position of the first message with this label (or label prefix).
 
-        Erlang: none (a search in the trace; for marking sections of a diagram)
-
         Raises:
             ValueError: no message has that label.
         """
         for i, m in enumerate(self.messages):
             if m.label == label or m.label.startswith(label + " "):
                 return i
-        raise ValueError(f"repg2.trace: no message labelled {label!r}")
+        raise ValueError(f"repg2.tools.trace: no message labelled {label!r}")
 
     def diagram(
         self, title: str | None = None, max_messages: int = 150, sections: dict[str, int] | None = None
     ) -> SequenceDiagram:
         """Return the sequence diagram of this trace (draws nothing until asked).
-
-        Erlang: none (presentation)
 
         ``sections`` names phases by the position of their first message
         (``{'lock': 0, 'work': trace.index('$gen_call join')}``): each starts
@@ -917,17 +815,11 @@ class Trace:
         return SequenceDiagram(self, title, max_messages, sections)
 
     def save(self, path: str | Path, title: str | None = None) -> Path:
-        """Save the sequence diagram as SVG or PNG (by the file's suffix); return the path.
-
-        Erlang: none (presentation)
-        """
+        """Save the sequence diagram as SVG or PNG (by the file's suffix); return the path."""
         return self.diagram(title).save(path)
 
     def _repr_png_(self) -> bytes:
-        """Show the trace as its sequence diagram in Jupyter.
-
-        Erlang: none (IPython's display protocol)
-        """
+        """Show the trace as its sequence diagram in Jupyter."""
         return self.diagram().png()
 
 
@@ -950,10 +842,7 @@ _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha"
 
 @dataclass
 class _Lifeline:
-    """One process's column in the diagram.
-
-    Erlang: none (presentation)
-    """
+    """One process's column in the diagram."""
 
     key: Any  # a Pid, ('name', node, name) for a receiver known only by name, ('edge', node)
     node: Node
@@ -964,38 +853,27 @@ class _Lifeline:
 class Picture:
     """A matplotlib figure that shows itself in Jupyter and saves itself as SVG or PNG.
 
-    Erlang: none (presentation)
-
     The figure is drawn on first use (by ``draw``, or by a subclass's
     ``_draw``), without pyplot, so no GUI backend is involved and nothing is
     left open. In Jupyter the picture displays as PNG.
     """
 
     def __init__(self, figure: Any = None) -> None:
-        """Erlang: none (see the class docstring)"""
         self._figure = figure
 
     @property
     def figure(self) -> Any:
-        """The matplotlib ``Figure``, drawn on first use.
-
-        Erlang: none (presentation)
-        """
+        """The matplotlib ``Figure``, drawn on first use."""
         if self._figure is None:
             self._figure = self._draw()
         return self._figure
 
     def _draw(self) -> Any:
-        """Draw the figure (subclasses do).
-
-        Erlang: none (presentation)
-        """
+        """Draw the figure (subclasses do)."""
         raise NotImplementedError
 
     def save(self, path: str | Path, dpi: int = 130) -> Path:
         """Write the picture as SVG or PNG, chosen by the suffix; return the path.
-
-        Erlang: none (presentation)
 
         The SVG carries no date and stable ids, so saving the same picture
         twice gives the same file.
@@ -1003,36 +881,25 @@ class Picture:
         path = Path(path)
         fmt = path.suffix.lstrip(".").lower()
         if fmt not in ("svg", "png"):
-            raise ValueError(f"repg2.trace: save as .svg or .png, not {path.name!r}")
+            raise ValueError(f"repg2.tools.trace: save as .svg or .png, not {path.name!r}")
         path.write_bytes(render(self.figure, fmt, dpi))
         return path
 
     def svg(self) -> str:
-        """Return the picture as SVG text.
-
-        Erlang: none (presentation)
-        """
+        """Return the picture as SVG text."""
         return render(self.figure, "svg").decode("utf-8")
 
     def png(self, dpi: int = 100) -> bytes:
-        """Return the picture as PNG bytes.
-
-        Erlang: none (presentation)
-        """
+        """Return the picture as PNG bytes."""
         return render(self.figure, "png", dpi)
 
     def _repr_png_(self) -> bytes:
-        """Show the picture in Jupyter.
-
-        Erlang: none (IPython's display protocol)
-        """
+        """Show the picture in Jupyter."""
         return self.png()
 
 
 class SequenceDiagram(Picture):
     """A trace drawn as a sequence diagram with matplotlib: lifelines by node, one arrow per message.
-
-    Erlang: none (presentation; et_viewer is Erlang's graphical sequence chart)
 
     Lifelines are grouped by node, in the cluster's order; in a node,
     aliased processes come first, then unnamed ones, then the traced names
@@ -1051,7 +918,6 @@ class SequenceDiagram(Picture):
         max_messages: int = 150,
         sections: dict[str, int] | None = None,
     ) -> None:
-        """Erlang: none (see the class docstring)"""
         super().__init__()
         self.trace = trace
         self.title = title
@@ -1062,19 +928,13 @@ class SequenceDiagram(Picture):
 
     @staticmethod
     def _party(pid: Pid | None, node: Node, name: str | None) -> Any:
-        """Return the key of the lifeline a message end belongs to.
-
-        Erlang: none (presentation)
-        """
+        """Return the key of the lifeline a message end belongs to."""
         if pid is not None:
             return pid
         return ("name", node, name) if name is not None else ("edge", node)
 
     def _lifelines(self, messages: list[Message]) -> tuple[list[_Lifeline], list[Node]]:
-        """Choose and order the lifelines: by node, then aliases, unnamed pids, traced names.
-
-        Erlang: none (presentation)
-        """
+        """Choose and order the lifelines: by node, then aliases, unnamed pids, traced names."""
         trace = self.trace
         found: dict[Any, _Lifeline] = {pid: _Lifeline(pid, pid.node, trace.label(pid)) for pid in trace.watched}
         for m in messages:
@@ -1089,10 +949,7 @@ class SequenceDiagram(Picture):
         aliases = list(trace.aliases)
 
         def rank(line: _Lifeline) -> tuple[Any, ...]:
-            """Sort key: node, then alias order, unnamed pids, traced names in order, other names.
-
-            Erlang: none (presentation)
-            """
+            """Sort key: node, then alias order, unnamed pids, traced names in order, other names."""
             node_rank = nodes.index(line.node)
             if line.key in trace.aliases:
                 return (node_rank, 0, aliases.index(line.key), "")
@@ -1110,10 +967,7 @@ class SequenceDiagram(Picture):
     # -- Drawing -----------------------------------------------------------------------------
 
     def _draw(self) -> Any:
-        """Draw the diagram on a new Figure.
-
-        Erlang: none (presentation)
-        """
+        """Draw the diagram on a new Figure."""
         from matplotlib.figure import Figure
 
         messages = self.trace.messages[: self.max_messages]
@@ -1150,10 +1004,7 @@ class SequenceDiagram(Picture):
 
     @staticmethod
     def _draw_nodes(ax: Any, lines: list[_Lifeline], nodes: list[Node], nrows: float) -> None:
-        """Draw a tinted band behind each node's lifelines, with the node's name on top.
-
-        Erlang: none (presentation)
-        """
+        """Draw a tinted band behind each node's lifelines, with the node's name on top."""
         from matplotlib.patches import Rectangle
 
         for i, node in enumerate(nodes):
@@ -1169,10 +1020,7 @@ class SequenceDiagram(Picture):
 
     @staticmethod
     def _draw_lifelines(ax: Any, lines: list[_Lifeline], nrows: float) -> None:
-        """Draw each lifeline: a box with the process's name, a dashed line down.
-
-        Erlang: none (presentation)
-        """
+        """Draw each lifeline: a box with the process's name, a dashed line down."""
         from matplotlib.patches import FancyBboxPatch
 
         for line in lines:
@@ -1185,10 +1033,7 @@ class SequenceDiagram(Picture):
     def _draw_message(
         self, ax: Any, y: float, m: Message, by_key: dict[Any, _Lifeline], lines: list[_Lifeline]
     ) -> None:
-        """Draw one message: its send time on the left, an arrow, its label above the arrow.
-
-        Erlang: none (presentation)
-        """
+        """Draw one message: its send time on the left, an arrow, its label above the arrow."""
         colour, style, _ = _STYLE[_kind(m.msg)]
         text = {"fontsize": 8.5, "color": colour, "family": MONO, "zorder": 5, "bbox": _LABEL_BOX}
         ax.text(-1.05, y, f"{m.sent * 1000:7.2f} ms", va="center", fontsize=8, color="#555555", family=MONO)
@@ -1214,10 +1059,7 @@ class SequenceDiagram(Picture):
 
     @staticmethod
     def _draw_legend(fig: Any, messages: list[Message]) -> None:
-        """Explain the arrow styles that occur, under the diagram.
-
-        Erlang: none (presentation)
-        """
+        """Explain the arrow styles that occur, under the diagram."""
         from matplotlib.lines import Line2D
 
         kinds = sorted({_kind(m.msg) for m in messages}, key=list(_STYLE).index)
@@ -1233,8 +1075,6 @@ class SequenceDiagram(Picture):
 def render(figure: Any, fmt: str, dpi: int = 100) -> bytes:
     """Render a matplotlib figure as SVG or PNG bytes that do not change from run to run.
 
-    Erlang: none (presentation; also used by the notebooks' other pictures)
-
     No date in the SVG, fixed element ids, text kept as text (so the SVG
     is small and searchable), the bounding box fitted to what is drawn.
     """
@@ -1248,8 +1088,5 @@ def render(figure: Any, fmt: str, dpi: int = 100) -> bytes:
 
 
 def _fit(text: str, width: int) -> str:
-    """Cut a label to ``width`` characters, marking the cut.
-
-    Erlang: none (presentation)
-    """
+    """Cut a label to ``width`` characters, marking the cut."""
     return text if len(text) <= width else text[: width - 1] + "\u2026"

@@ -56,7 +56,7 @@ from repg2.erlang import Pid
 
 __all__ = ["HISTORY_FILE", "Helpers", "diagnose", "member_loop", "run", "validate_node_name"]
 
-log = logging.getLogger("repg2.shell")
+log = logging.getLogger("repg2.tools.shell")
 
 HISTORY_FILE = ".repg2_history"  # in the home directory, like ~/.erlang-history
 HISTORY_LENGTH = 1000  # lines kept: enough for a day of workshop, small to load
@@ -73,8 +73,6 @@ _terminal: _Terminal | None = None
 class _Terminal:
     """The shell's stdout: prints lines from any thread without wrecking the line being typed.
 
-    Erlang: none (the Erlang shell's user process does this for io:format from other processes)
-
     It stands in for ``sys.stdout`` while the shell runs, so the REPL's own
     output and the lines of other processes go through one ``lock`` and
     never mix inside a line. ``prompt`` is the prompt shown while the REPL
@@ -84,7 +82,6 @@ class _Terminal:
     """
 
     def __init__(self, stream: Any, readline_module: Any | None) -> None:
-        """Erlang: none (terminal state)"""
         self.stream = stream
         self.lock = threading.Lock()
         self.prompt: str | None = None
@@ -93,10 +90,7 @@ class _Terminal:
         self.redraw = stream.isatty()
 
     def write(self, text: str) -> int:
-        """Write the REPL's own output (results, prints of the shell process).
-
-        Erlang: none (terminal output)
-        """
+        """Write the REPL's own output (results, prints of the shell process)."""
         with self.lock:
             written: int = self.stream.write(text)
             if text:
@@ -104,24 +98,15 @@ class _Terminal:
         return written
 
     def flush(self) -> None:
-        """Flush the real stdout.
-
-        Erlang: none (terminal output)
-        """
+        """Flush the real stdout."""
         self.stream.flush()
 
     def __getattr__(self, name: str) -> Any:
-        """Everything else (``fileno``, ``isatty``, ``encoding``...) is the real stdout's.
-
-        Erlang: none (terminal output)
-        """
+        """Everything else (``fileno``, ``isatty``, ``encoding``...) is the real stdout's."""
         return getattr(self.stream, name)
 
     def say(self, text: str) -> None:
-        """Print one line (or several); redraw the prompt and the half-typed input under it.
-
-        Erlang: none (terminal output)
-        """
+        """Print one line (or several); redraw the prompt and the half-typed input under it."""
         with self.lock:
             if self.redraw and self.prompt is not None:
                 typed = self.readline.get_line_buffer() if self.readline is not None else ""
@@ -134,10 +119,7 @@ class _Terminal:
 
 
 def say(text: str) -> None:
-    """Print a line from any process of this node, prefixed with the node's name.
-
-    Erlang: none (io:format/2 to the shell's group leader)
-    """
+    """Print a line from any process of this node, prefixed with the node's name."""
     line = f"[{erlang.node()}] {text}"
     if _terminal is None:
         print(line, flush=True)
@@ -148,23 +130,17 @@ def say(text: str) -> None:
 class _LogHandler(logging.Handler):
     """Route the package's log records to the terminal, one ``[node]`` line each.
 
-    Erlang: none (the error_logger's tty handler)
-
     ``muted`` holds node names being diagnosed by :meth:`Helpers.ping`: the
     distribution's own "connection failed" warning for them is dropped, as
     the shell prints its own explanation instead.
     """
 
     def __init__(self) -> None:
-        """Erlang: none (handler state)"""
         super().__init__()
         self.muted: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Drop records that the shell reports itself.
-
-        Erlang: none (an error_logger filter)
-        """
+        """Drop records that the shell reports itself."""
         if record.name == "repg2.dist" and str(record.msg).startswith("connection to node") and record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
             if args[0] in self.muted:
@@ -172,10 +148,7 @@ class _LogHandler(logging.Handler):
         return not (record.name == "repg2.net_kernel" and str(record.msg).startswith("cannot start node"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Print a record as ``[node] warning: text``.
-
-        Erlang: none (the error_logger's tty handler)
-        """
+        """Print a record as ``[node] warning: text``."""
         try:
             say(f"{record.levelname.lower()}: {record.getMessage()}")
         except Exception:  # noqa: BLE001 - a log line must never break the shell
@@ -186,10 +159,7 @@ class _LogHandler(logging.Handler):
 
 
 def member_loop(label: str) -> None:
-    """Be a dummy group member: print every message received, for ever.
-
-    Erlang: none (the workshop's echo process: loop() -> receive M -> io:format(...), loop() end)
-    """
+    """Be a dummy group member: print every message received, for ever."""
     me = erlang.self()
     while True:
         msg = erlang.receive()
@@ -197,10 +167,7 @@ def member_loop(label: str) -> None:
 
 
 def _node_watcher() -> None:
-    """Print ``nodeup``/``nodedown`` for every other node until told to stop.
-
-    Erlang: none (a process that calls net_kernel:monitor_nodes(true) and prints what comes)
-    """
+    """Print ``nodeup``/``nodedown`` for every other node until told to stop."""
     net_kernel.monitor_nodes(True)
     while True:
         match erlang.receive():
@@ -218,8 +185,6 @@ def _node_watcher() -> None:
 
 def diagnose(node: str) -> str:
     """Say in one line why this node cannot connect to ``node``.
-
-    Erlang: none (what an operator does by hand: epmd -names on the peer, telnet to its port)
 
     Asks the peer host's port mapper for the node, then dials the node's
     port. If both answer, the node refused our handshake, which with a
@@ -275,13 +240,10 @@ def diagnose(node: str) -> str:
 class Helpers:
     """The workshop commands of the shell, bound to one terminal.
 
-    Erlang: none (the shell commands of c.erl, and a pg2 workshop's own)
-
     Every public method becomes a global of the shell, under its own name.
     """
 
     def __init__(self, log_handler: _LogHandler | None = None) -> None:
-        """Erlang: none (helper state)"""
         self._log_handler = log_handler
         self._watcher: Pid | None = None
 
@@ -314,24 +276,15 @@ class Helpers:
         raise SystemExit(0)
 
     def node(self) -> str:
-        """Return this node's name.
-
-        Erlang: none (a shortcut for erlang:node/0, as in the Erlang shell)
-        """
+        """Return this node's name."""
         return erlang.node()
 
     def nodes(self) -> list[str]:
-        """Return the nodes this node is connected to.
-
-        Erlang: none (a shortcut for erlang:nodes/0, as in the Erlang shell)
-        """
+        """Return the nodes this node is connected to."""
         return erlang.nodes()
 
     def self(self) -> Pid:
-        """Return the pid of the shell process itself.
-
-        Erlang: none (a shortcut for erlang:self/0, as in the Erlang shell)
-        """
+        """Return the pid of the shell process itself."""
         return erlang.self()
 
     def flush(self) -> str:
@@ -373,8 +326,6 @@ class Helpers:
     def member(self, name: str | None = None, *groups: Any) -> Pid:
         """Spawn a dummy member that prints what it receives; register it as ``name``; join ``groups``.
 
-        Erlang: none (spawn(fun loop/0), register/2 and pg2:join/2 in one go)
-
         ``member("alice", "chat")`` is ``alice = spawn(...)``,
         ``register(alice, Pid)``, ``pg2:join(chat, Pid)``. A group that does
         not exist is reported, not created: creating is a lesson of its own.
@@ -394,10 +345,7 @@ class Helpers:
         return pid
 
     def kill(self, who: Pid | str, reason: Any = "kill") -> bool:
-        """Send an exit signal (default ``'kill'``) to a pid or a registered name.
-
-        Erlang: none (erlang:exit/2 with a registered name resolved first)
-        """
+        """Send an exit signal (default ``'kill'``) to a pid or a registered name."""
         pid = erlang.whereis(who) if isinstance(who, str) else who
         if not isinstance(pid, Pid):
             say(f"no process registered as {who!r} on this node")
@@ -405,10 +353,7 @@ class Helpers:
         return erlang.exit(pid, reason)
 
     def send_all(self, group: Any, msg: Any) -> int | Any:
-        """Send ``msg`` to every member of ``group``; return how many were sent to.
-
-        Erlang: none (what Phoenix.PubSub does with pg2:get_members/1: a send to each)
-        """
+        """Send ``msg`` to every member of ``group``; return how many were sent to."""
         members = pg2.get_members(group)
         if not isinstance(members, list):
             return members
@@ -417,10 +362,7 @@ class Helpers:
         return len(members)
 
     def groups(self) -> None:
-        """Print every group this node knows, with its members and where they live.
-
-        Erlang: none (pg2:which_groups/0 and pg2:get_members/1 for each)
-        """
+        """Print every group this node knows, with its members and where they live."""
         names = _local_names()
         which = pg2.which_groups()
         if not which:
@@ -435,10 +377,7 @@ class Helpers:
                 print(f"    {_pid_text(pid, names):<28} on {where}")
 
     def table(self) -> None:
-        """Print this node's ``pg2_table``, one row a line, with what each row means.
-
-        Erlang: none (ets:tab2list(pg2_table), made readable)
-        """
+        """Print this node's ``pg2_table``, one row a line, with what each row means."""
         if ets.whereis(pg2.TABLE) == "undefined":
             print("pg2 is not started on this node (pg2.start())")
             return
@@ -451,10 +390,7 @@ class Helpers:
             print(f"  {text:<{width}}   {meaning}")
 
     def watch(self, on: bool = True) -> str:
-        """Print ``nodeup``/``nodedown`` events as they happen (``watch(False)`` stops).
-
-        Erlang: none (a process subscribed with net_kernel:monitor_nodes/1)
-        """
+        """Print ``nodeup``/``nodedown`` events as they happen (``watch(False)`` stops)."""
         if on and (self._watcher is None or not erlang.is_process_alive(self._watcher)):
             self._watcher = erlang.spawn(_node_watcher)
         elif not on and self._watcher is not None:
@@ -463,10 +399,7 @@ class Helpers:
         return "ok"
 
     def namespace(self) -> dict[str, Any]:
-        """Return the shell's globals: the OTP modules and every helper.
-
-        Erlang: none (the shell's bindings)
-        """
+        """Return the shell's globals: the OTP modules and every helper."""
         names: dict[str, Any] = {
             "__name__": "__console__",
             "__doc__": None,
@@ -504,10 +437,7 @@ HELPERS: dict[str, tuple[str, str]] = {
 
 
 def banner_help() -> str:
-    """Return the help text: the modules at hand and the helpers.
-
-    Erlang: none (c:help/0's text)
-    """
+    """Return the help text: the modules at hand and the helpers."""
     lines = [
         "Modules: pg2, erlang, net_kernel, ets, global_, rpc, gen_server, dist",
         "  e.g. pg2.create('chat'); pg2.join('chat', pid); pg2.get_members('chat'); pg2.which_groups()",
@@ -519,10 +449,7 @@ def banner_help() -> str:
 
 
 def _local_names() -> dict[Pid, str]:
-    """Map the pids of this node's registered processes to their names.
-
-    Erlang: none (erlang:registered/0 and whereis/1, inverted)
-    """
+    """Map the pids of this node's registered processes to their names."""
     names: dict[Pid, str] = {}
     for name in erlang.registered():
         pid = erlang.whereis(name)
@@ -533,8 +460,6 @@ def _local_names() -> dict[Pid, str]:
 
 def _term_text(term: Any) -> str:
     """Show a term as Python shows it, but with short pids and refs.
-
-    Erlang: none (presentation: the shell prints remote pids as <N.Id.0> too)
 
     A remote pid's full repr carries the 32-bit creation of its node
     (``<b@10.0.0.2.8.2960272658>``); on a projected screen ``<b@10.0.0.2.8>``
@@ -557,27 +482,18 @@ def _term_text(term: Any) -> str:
 
 
 def _pid_text(pid: Any, names: dict[Pid, str]) -> str:
-    """Show a pid with its registered name, if it has one here.
-
-    Erlang: none (presentation)
-    """
+    """Show a pid with its registered name, if it has one here."""
     name = names.get(pid) if isinstance(pid, Pid) else None
     return f"{_term_text(pid)} ({name})" if name else _term_text(pid)
 
 
 def _row_text(row: tuple[Any, ...]) -> str:
-    """Show a pg2_table row as the plain tuple ETS holds.
-
-    Erlang: none (presentation)
-    """
+    """Show a pg2_table row as the plain tuple ETS holds."""
     return _term_text(tuple(row))
 
 
 def _row_meaning(row: tuple[Any, ...], names: dict[Pid, str]) -> str:
-    """Say in words what a pg2_table row records (see the table block in repg2.pg2).
-
-    Erlang: none (the comment block on pg2_table's key shapes)
-    """
+    """Say in words what a pg2_table row records (see the table block in repg2.pg2)."""
     match tuple(row):
         case (("group", group),):
             return f"group {group!r} exists"
@@ -602,8 +518,6 @@ def _row_meaning(row: tuple[Any, ...], names: dict[Pid, str]) -> str:
 def _setup_readline(namespace: dict[str, Any]) -> Any | None:
     """Turn on tab completion over the shell's names and a persistent history; return readline.
 
-    Erlang: none (the Erlang shell's line editor, edlin, and its history)
-
     Returns None where there is no readline (Windows without pyreadline,
     or input that is not a terminal).
     """
@@ -625,10 +539,7 @@ def _setup_readline(namespace: dict[str, Any]) -> Any | None:
     readline.set_history_length(HISTORY_LENGTH)
 
     def save() -> None:
-        """Write the history file.
-
-        Erlang: none (group_history's disk log)
-        """
+        """Write the history file."""
         with contextlib.suppress(OSError):
             readline.write_history_file(history)
 
@@ -640,39 +551,27 @@ def _setup_readline(namespace: dict[str, Any]) -> Any | None:
 
 
 class _Prompt:
-    """The prompt ``(a@127.0.0.1)1>``; Python reads ``sys.ps1`` through ``str``.
-
-    Erlang: none (shell:prompt_func/1's default prompt)
-    """
+    """The prompt ``(a@127.0.0.1)1>``; Python reads ``sys.ps1`` through ``str``."""
 
     def __init__(self, console: _Console, more: bool) -> None:
-        """Erlang: none (prompt state)"""
         self.console = console
         self.more = more
 
     def __str__(self) -> str:
-        """Erlang: none (the prompt text)"""
         first = f"({erlang.node()}){self.console.count}> "
         return " " * (len(first) - 4) + "... " if self.more else first
 
 
 class _Console(code.InteractiveConsole):
-    """Python's REPL, numbering evaluated inputs and telling the terminal when it waits.
-
-    Erlang: none (shell.erl's read-eval-print loop)
-    """
+    """Python's REPL, numbering evaluated inputs and telling the terminal when it waits."""
 
     def __init__(self, namespace: dict[str, Any], terminal: _Terminal) -> None:
-        """Erlang: none (shell state)"""
         super().__init__(namespace, filename="<shell>")
         self.count = 1
         self.terminal = terminal
 
     def raw_input(self, prompt: object = "") -> str:
-        """Read a line; while waiting, other threads' prints redraw this prompt.
-
-        Erlang: none (the shell's get_line request to the user process)
-        """
+        """Read a line; while waiting, other threads' prints redraw this prompt."""
         text = str(prompt)
         self.terminal.prompt = text
         try:
@@ -682,10 +581,7 @@ class _Console(code.InteractiveConsole):
             self.terminal.at_line_start = True  # the user's Enter ended the prompt's line
 
     def push(self, line: str, filename: Any = None, _symbol: Any = None) -> bool:
-        """Add a line; count one evaluation when a complete input has run.
-
-        Erlang: none (the shell increments its command number per evaluated expression)
-        """
+        """Add a line; count one evaluation when a complete input has run."""
         had_input = bool(self.buffer) or bool(line.strip())
         more = super().push(line)
         if not more and had_input:
@@ -697,10 +593,7 @@ class _Console(code.InteractiveConsole):
 
 
 def validate_node_name(name: str) -> str:
-    """Return ``name`` if it is ``alive@host``, else raise ``ValueError`` saying what is wrong.
-
-    Erlang: none (net_kernel's checks on -name/-sname arguments)
-    """
+    """Return ``name`` if it is ``alive@host``, else raise ``ValueError`` saying what is wrong."""
     if "@" not in name:
         raise ValueError(f"{name!r} is not a node name: write NAME@HOST, e.g. {name}@127.0.0.1")
     dist.split_node(name)  # raises ValueError naming the offending name
@@ -708,10 +601,7 @@ def validate_node_name(name: str) -> str:
 
 
 def _host_warning(host: str) -> str | None:
-    """Warn when the node's host makes it reachable from this machine only.
-
-    Erlang: none (a workshop pitfall: a hostname that /etc/hosts maps to 127.0.1.1)
-    """
+    """Warn when the node's host makes it reachable from this machine only."""
     try:
         if ipaddress.ip_address(host).is_loopback:
             return None  # said on purpose: a node for this machine only
@@ -733,8 +623,6 @@ def _host_warning(host: str) -> str | None:
 def _preflight(name: str) -> str | None:
     """Say why ``name`` cannot start, before ``net_kernel.start`` would retry for seconds; else None.
 
-    Erlang: none (erl fails at boot with "the name is in use" in the same case)
-
     Two failures that the start would only report after its setup time:
     the name is registered with this host's port mapper already, or what
     answers on the port mapper port is some other program.
@@ -752,10 +640,7 @@ def _preflight(name: str) -> str | None:
 
 
 def _start_error(name: str, reason: Any) -> str:
-    """Turn the reason ``net_kernel.start`` failed into one line with a hint.
-
-    Erlang: none (the boot error messages of erl)
-    """
+    """Turn the reason ``net_kernel.start`` failed into one line with a hint."""
     _alive, host = dist.split_node(name)
     text = str(reason)
     if isinstance(reason, socket.gaierror):
@@ -781,8 +666,6 @@ def run(
     banner: bool = True,
 ) -> int:
     """Start the node ``name``, connect it, run the REPL; stop the node when it ends.
-
-    Erlang: none (erl's boot with -name and -setcookie, then shell:start/0)
 
     Returns:
         The exit status: 0 after ``q()`` or Ctrl-D, N after ``exit(N)``,
@@ -847,10 +730,7 @@ def run(
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:
-    """Turn SIGTERM or SIGHUP (the terminal closed) into a normal exit, so the node stops cleanly.
-
-    Erlang: none (erl_signal_handler: SIGTERM calls init:stop/0)
-    """
+    """Turn SIGTERM or SIGHUP (the terminal closed) into a normal exit, so the node stops cleanly."""
     raise SystemExit(128 + signum)
 
 

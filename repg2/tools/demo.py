@@ -17,27 +17,15 @@ from collections.abc import Callable
 from typing import Any
 
 from repg2 import erlang, pg2
-from repg2.cluster import Cluster
+from repg2.testing import Cluster, member_loop
 
-__all__ = ["member_loop", "run"]
+__all__ = ["run"]
 
 GROUP = "chat"
 
 
-def member_loop() -> None:
-    """Wait for messages for ever: a stand-in for a real group member.
-
-    Erlang: none (pg2_SUITE's forever/0 fun does the same)
-    """
-    while True:
-        erlang.receive()
-
-
 def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` seconds pass.
-
-    Erlang: none (pg2_SUITE's ?UNTIL macro)
-    """
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -47,10 +35,7 @@ def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
 
 
 class _Narrator:
-    """Prints the steps and every node's view of the group.
-
-    Erlang: none (presentation)
-    """
+    """Prints the steps and every node's view of the group."""
 
     def __init__(self, cluster: Cluster, quiet: bool) -> None:
         self.cluster = cluster
@@ -59,64 +44,40 @@ class _Narrator:
         self.step = 0
 
     def say(self, text: str) -> None:
-        """Print a narration line unless quiet.
-
-        Erlang: none (presentation)
-        """
+        """Print a narration line unless quiet."""
         if not self.quiet:
             print(text, flush=True)
 
     def title(self, text: str) -> None:
-        """Print a numbered step title.
-
-        Erlang: none (presentation)
-        """
+        """Print a numbered step title."""
         self.step += 1
         self.say(f"\n== {self.step}. {text} ==")
 
     def label(self, members: Any) -> str:
-        """Show members by their demo names.
-
-        Erlang: none (presentation)
-        """
+        """Show members by their demo names."""
         if not isinstance(members, list):
             return repr(members)
         return "[" + ", ".join(self.names.get(p, repr(p)) for p in members) + "]"
 
     def view(self, node: str) -> Any:
-        """Read a node's members of the group (``pg2:get_members/1`` on that node).
-
-        Erlang: none (an rpc of pg2:get_members/1)
-        """
+        """Read a node's members of the group (``pg2:get_members/1`` on that node)."""
         return self.cluster.rpc(node, pg2.get_members, GROUP)
 
     def views(self, nodes: list[str] | None = None) -> dict[str, Any]:
-        """Read every live node's view.
-
-        Erlang: none (presentation)
-        """
+        """Read every live node's view."""
         return {node: self.view(node) for node in (nodes or self.cluster.nodes)}
 
     def show(self, nodes: list[str] | None = None) -> None:
-        """Print each node's view of the group.
-
-        Erlang: none (presentation)
-        """
+        """Print each node's view of the group."""
         for node, members in self.views(nodes).items():
             self.say(f"   {node:<16} get_members({GROUP!r}) -> {self.label(members)}")
 
     def agree(self, expected: list[str], nodes: list[str] | None = None) -> None:
-        """Wait until every node lists exactly ``expected`` (by demo name).
-
-        Erlang: none (a ?UNTIL over every node)
-        """
+        """Wait until every node lists exactly ``expected`` (by demo name)."""
         want = sorted(expected)
 
         def done() -> bool:
-            """True once every node shows the expected members.
-
-            Erlang: none (the condition of the wait)
-            """
+            """True once every node shows the expected members."""
             return all(
                 isinstance(m, list) and sorted(self.names.get(p, "?") for p in m) == want
                 for m in self.views(nodes).values()
@@ -127,10 +88,7 @@ class _Narrator:
 
 
 def run(quiet: bool = False) -> int:
-    """Run the demo; return 0 on success.
-
-    Erlang: none (a scripted shell session)
-    """
+    """Run the demo; return 0 on success."""
     with Cluster(3) as cluster:
         a, b, c = cluster.nodes
         n = _Narrator(cluster, quiet)

@@ -54,24 +54,19 @@ from repg2.erlang import Pid
 
 __all__ = ["Cluster", "ClusterError"]
 
-log = logging.getLogger("repg2.cluster")
+log = logging.getLogger("repg2.testing.cluster")
 
 START_TIMEOUT = 30.0  # seconds for a child to come up; spawn + imports take ~0.1-0.5 s
 STOP_TIMEOUT = 5.0  # seconds for a graceful stop before SIGTERM, then SIGKILL
 
 
 class ClusterError(RuntimeError):
-    """A node of the cluster could not be started, reached or stopped.
-
-    Erlang: none (test_server:start_node returns {error, Reason})
-    """
+    """A node of the cluster could not be started, reached or stopped."""
 
 
 @dataclass
 class _Child:
     """The parent's handle on one child node.
-
-    Erlang: none (the harness' record of a slave node)
 
     ``lock`` serialises requests on ``conn``: one request, one reply.
     """
@@ -87,10 +82,7 @@ _live: weakref.WeakSet[Cluster] = weakref.WeakSet()
 
 
 def _close_all() -> None:
-    """Stop the children of every cluster still open when Python exits.
-
-    Erlang: none (no orphans: see the module docstring)
-    """
+    """Stop the children of every cluster still open when Python exits."""
     for cluster in list(_live):
         with contextlib.suppress(Exception):
             cluster.close()
@@ -101,8 +93,6 @@ atexit.register(_close_all)
 
 def _nodelay_conn(conn: Any) -> None:
     """Set TCP_NODELAY on the socket under a ``multiprocessing.connection``.
-
-    Erlang: none (see repg2.dist._nodelay: every socket gets it)
 
     ``multiprocessing.connection`` writes the length and the payload of a
     message separately, so without it Nagle's algorithm delays replies.
@@ -116,8 +106,6 @@ def _nodelay_conn(conn: Any) -> None:
 
 class Cluster:
     """Nodes ``a`` (this process), ``b``, ``c``... on one host, for tests and demos.
-
-    Erlang: none (test_server:start_node/3, slave:start/3, RePG2's NodeManager)
 
     Use it as a context manager::
 
@@ -140,7 +128,6 @@ class Cluster:
         prefix: str | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        """Erlang: none (see the class docstring)"""
         if not 1 <= n <= 26:
             raise ValueError("a Cluster has 1 to 26 nodes")
         if prefix is None:
@@ -162,10 +149,7 @@ class Cluster:
         self._closed = False
 
     def _name(self, index: int) -> str:
-        """Return the node name of the ``index``-th node: ``a@host``, ``b@host``...
-
-        Erlang: none (test_server names its nodes after the test case)
-        """
+        """Return the node name of the ``index``-th node: ``a@host``, ``b@host``..."""
         return f"{self.prefix}{string.ascii_lowercase[index]}@{self.host}"
 
     # -- Starting and stopping the cluster ---------------------------------------
@@ -179,8 +163,6 @@ class Cluster:
 
     def start(self) -> None:
         """Make this process the first node and start the others; wait until all are connected.
-
-        Erlang: none (test_server:start_node/3 for each node)
 
         Raises:
             ClusterError: a node did not come up (its stderr says why).
@@ -206,10 +188,7 @@ class Cluster:
             raise
 
     def close(self) -> None:
-        """Stop every child node (gracefully, then by force) and this node.
-
-        Erlang: none (test_server:stop_node/1 for each node)
-        """
+        """Stop every child node (gracefully, then by force) and this node."""
         if self._closed:
             return
         self._closed = True
@@ -235,10 +214,7 @@ class Cluster:
         _live.discard(self)
 
     def _accept_loop(self) -> None:
-        """Accept control connections from children; each first says which node it is.
-
-        Erlang: none (slave waits for the new node to call back)
-        """
+        """Accept control connections from children; each first says which node it is."""
         while not self._closed:
             try:
                 conn = self._listener.accept()
@@ -263,10 +239,7 @@ class Cluster:
                 conn.close()
 
     def _launch(self, name: str, cookie: str) -> None:
-        """Start a child OS process that will run node ``name``.
-
-        Erlang: none (slave:start/3 runs erl -sname ... on the host)
-        """
+        """Start a child OS process that will run node ``name``."""
         ctx = multiprocessing.get_context("spawn")
         args = (
             name,
@@ -284,10 +257,7 @@ class Cluster:
         self._children[name] = _Child(name, process)
 
     def _await_ready(self, name: str) -> int:
-        """Wait until a child's node runs; return its creation.
-
-        Erlang: none (slave waits for {SlaveNode, slave_started})
-        """
+        """Wait until a child's node runs; return its creation."""
         child = self._children[name]
         deadline = time.monotonic() + START_TIMEOUT
         with self._hello_cond:
@@ -306,10 +276,7 @@ class Cluster:
         return int(value)
 
     def _reap(self, child: _Child, timeout: float = STOP_TIMEOUT) -> None:
-        """Wait for a child to exit, then SIGTERM, then SIGKILL it; close its channel.
-
-        Erlang: none (test_server:stop_node/1 gives up and kills, too)
-        """
+        """Wait for a child to exit, then SIGTERM, then SIGKILL it; close its channel."""
         child.process.join(timeout)
         if child.process.is_alive():
             log.warning("node %s did not stop in %s s: terminating it", child.name, timeout)
@@ -326,8 +293,6 @@ class Cluster:
 
     def rpc(self, node: str, fun: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
         """Run ``fun(*args)`` in a new process on ``node`` and return its value.
-
-        Erlang: none (rpc:call/4 over the harness' own channel, not the distribution)
 
         Works during partitions. An exception raised by ``fun`` is raised
         here again.
@@ -347,10 +312,7 @@ class Cluster:
         return pid
 
     def _request(self, node: str, op: str, payload: tuple[Any, ...], timeout: float) -> Any:
-        """Send one control request to a child and wait for its reply.
-
-        Erlang: none (the harness' control protocol)
-        """
+        """Send one control request to a child and wait for its reply."""
         child = self._children.get(node)
         if child is None or child.conn is None:
             raise ClusterError(f"node {node} is not running")
@@ -393,10 +355,7 @@ class Cluster:
         return result
 
     def live_nodes(self) -> list[str]:
-        """Return the nodes that are running (this one and the live children).
-
-        Erlang: none (the harness' own bookkeeping)
-        """
+        """Return the nodes that are running (this one and the live children)."""
         return [
             n
             for n in self.nodes
@@ -404,10 +363,7 @@ class Cluster:
         ]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-        """Poll ``predicate`` until it is true; raise ``TimeoutError`` after ``timeout`` seconds.
-
-        Erlang: none (test_server's ?line-style polling helpers)
-        """
+        """Poll ``predicate`` until it is true; raise ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -417,8 +373,6 @@ class Cluster:
     def wait_connected(self, nodes: Iterable[str] | None = None, timeout: float = 20.0) -> None:
         """Wait until every node in ``nodes`` (default: all live ones) is connected to all the others.
 
-        Erlang: none (test suites poll nodes() the same way)
-
         Transitive connection should form the mesh by itself; after a second
         without it, each node is also asked to connect to the others.
         """
@@ -427,10 +381,7 @@ class Cluster:
         nudged = False
 
         def meshed() -> bool:
-            """Say whether each node sees every other node of the group.
-
-            Erlang: none (a test's check on nodes())
-            """
+            """Say whether each node sees every other node of the group."""
             nonlocal nudged
             if not nudged and time.monotonic() - started > 1.0:
                 nudged = True
@@ -443,10 +394,7 @@ class Cluster:
     # -- Failures: partitions, stops, kills, restarts -------------------------------
 
     def partition(self, *groups: Iterable[str]) -> None:
-        """Split the cluster: each group keeps talking inside, never across, until heal().
-
-        Erlang: none (OTP suites cut nodes apart with erlang:disconnect_node and tricks)
-        """
+        """Split the cluster: each group keeps talking inside, never across, until heal()."""
         sides = [list(g) for g in groups]
         everyone = [n for side in sides for n in side]
         for side in sides:
@@ -458,17 +406,11 @@ class Cluster:
                 self.wait_for(self._sees_only(node, side), 10.0, f"{node} to see only {side}")
 
     def _sees_only(self, node: str, side: list[str]) -> Callable[[], bool]:
-        """Return a predicate: ``node`` is connected to no node outside ``side``.
-
-        Erlang: none (a test's check on nodes())
-        """
+        """Return a predicate: ``node`` is connected to no node outside ``side``."""
         return lambda: set(self.nodes_of(node)) <= set(side)
 
     def heal(self) -> None:
-        """Undo every partition and reconnect all live nodes.
-
-        Erlang: none (see partition)
-        """
+        """Undo every partition and reconnect all live nodes."""
         live = self.live_nodes()
         for node in live:
             self.rpc(node, dist.unblock)
@@ -488,10 +430,7 @@ class Cluster:
         self._reap(child)
 
     def kill(self, node: str) -> None:
-        """Kill a child node with SIGKILL: no goodbye, no coverage data.
-
-        Erlang: none (os:cmd("kill -9 ...") in OTP suites)
-        """
+        """Kill a child node with SIGKILL: no goodbye, no coverage data."""
         child = self._child(node)
         with contextlib.suppress(OSError):
             os.kill(child.process.pid, signal.SIGKILL)
@@ -501,10 +440,7 @@ class Cluster:
             child.conn = None
 
     def restart(self, node: str) -> None:
-        """Stop a child node if it runs and start it again: same name, new creation, reconnected.
-
-        Erlang: none (test_server:stop_node/1 then start_node/3)
-        """
+        """Stop a child node if it runs and start it again: same name, new creation, reconnected."""
         child = self._child(node)
         if child.process.is_alive():
             self.stop(node)
@@ -514,8 +450,6 @@ class Cluster:
 
     def add(self, cookie: str | None = None) -> str:
         """Start one more child node (with another cookie if given) and return its name.
-
-        Erlang: none (test_server:start_node/3)
 
         A node with the cluster's cookie joins the mesh before this returns;
         one with another cookie cannot connect, which is what a test of
@@ -530,10 +464,7 @@ class Cluster:
         return name
 
     def _child(self, node: str) -> _Child:
-        """Return the handle of a child node, refusing this node.
-
-        Erlang: none (harness bookkeeping)
-        """
+        """Return the handle of a child node, refusing this node."""
         if node == self.nodes[0]:
             raise ClusterError(f"{node} is this process: leave the with block to stop it")
         try:
@@ -546,18 +477,12 @@ class Cluster:
 
 
 def _connect_all(nodes: list[str]) -> bool:
-    """Connect this node to each of ``nodes``; True if all are connected.
-
-    Erlang: none (lists:foreach(fun net_kernel:connect_node/1, Nodes))
-    """
+    """Connect this node to each of ``nodes``; True if all are connected."""
     return all(net_kernel.connect_node(n) is True for n in nodes if n != erlang.node())
 
 
 def _local_call(fun: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
-    """Run ``fun(*args)`` in a new process on this node and return or raise its outcome.
-
-    Erlang: none (the harness' rpc on its own node)
-    """
+    """Run ``fun(*args)`` in a new process on this node and return or raise its outcome."""
     results: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
     erlang.spawn(_capture, results.put, fun, args)
     try:
@@ -570,10 +495,7 @@ def _local_call(fun: Callable[..., Any], args: tuple[Any, ...], timeout: float) 
 
 
 def _capture(put: Callable[[tuple[str, Any]], None], fun: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """Run ``fun(*args)`` and hand ``('ok', value)`` or ``('error', exception)`` to ``put``.
-
-    Erlang: none (catch apply(M, F, A))
-    """
+    """Run ``fun(*args)`` and hand ``('ok', value)`` or ``('error', exception)`` to ``put``."""
     try:
         put(("ok", fun(*args)))
     except BaseException as exc:  # noqa: BLE001 - the caller re-raises whatever happened
@@ -593,8 +515,6 @@ def _node_main(
 ) -> None:
     """The entry point of a child node: start it, join the cluster, serve the control channel.
 
-    Erlang: none (what slave:start/3 runs on the new node: slave:slave_start/1)
-
     Ends when the parent says ``stop``, when the control channel closes
     (the parent died), or on SIGTERM; always through ``net_kernel.stop`` and
     a normal return, so coverage data is written.
@@ -609,10 +529,7 @@ def _node_main(
     write_lock = threading.Lock()
 
     def reply(status: str, request_id: int, value: Any) -> None:
-        """Send one reply on the control channel; a value that cannot be pickled becomes an error.
-
-        Erlang: none (the harness' control protocol)
-        """
+        """Send one reply on the control channel; a value that cannot be pickled becomes an error."""
         with write_lock:
             try:
                 conn.send((status, request_id, value))
@@ -653,10 +570,7 @@ def _node_main(
 
 
 def _control_call(reply: Callable[[str, int, Any], None], request_id: int, fun: Callable[..., Any], args: Any) -> None:
-    """Run one harness rpc in its own process and send back its value or exception.
-
-    Erlang: none (rpc's worker process, for the harness' channel)
-    """
+    """Run one harness rpc in its own process and send back its value or exception."""
     try:
         value = fun(*args)
     except Exception as exc:  # noqa: BLE001 - handed back to the harness
@@ -666,8 +580,5 @@ def _control_call(reply: Callable[[str, int, Any], None], request_id: int, fun: 
 
 
 def _sigterm(signum: int, frame: Any) -> None:
-    """Turn SIGTERM into a normal exit, so the node stops cleanly and coverage is saved.
-
-    Erlang: none (erl_signal_handler: SIGTERM calls init:stop/0)
-    """
+    """Turn SIGTERM into a normal exit, so the node stops cleanly and coverage is saved."""
     raise SystemExit(128 + signum)

@@ -28,7 +28,7 @@ makes visible what pg2 promises and what this translation keeps of it:
 Each figure is the median of repeated runs with their min-max range, and a
 ratio to its floor measured *in the same run*, so the ratios survive a
 slower or busier machine better than the absolute figures do. The reference
-figures of real Erlang pg2 (``repg2/data/erlang_pg2_reference.json``) stand
+figures of real Erlang pg2 (``repg2/tools/data/erlang_pg2_reference.json``) stand
 beside ours, with the ratio. The targets of issue 10 are checked at the end.
 
 How it runs: one process is node ``bench_a``; the cluster starts with the
@@ -65,10 +65,11 @@ from typing import Any
 
 from repg2 import dist, erlang, ets, gen_server, global_, net_kernel, pg2, terms
 from repg2.erlang import Pid
+from repg2.testing import member_loop
 
 __all__ = ["FULL", "QUICK", "Config", "Figure", "main", "run"]
 
-REFERENCE_FILE = Path(__file__).resolve().parent / "data" / "erlang_pg2_reference.json"
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "erlang_pg2_reference.json"
 GROUP_SIZE = 10  # members of the group whose reads are timed, as in the reference figures
 ECHO = "bench_echo"  # a trivial gen_server on every node: the bare multi_call floor of a write
 PREFIX = "bench_"  # node names bench_a@..., so a bench never takes a test's or a demo's names
@@ -77,10 +78,7 @@ _HEADER = struct.Struct(">I")  # the distribution's 4-byte frame length, reused 
 
 @dataclass(frozen=True)
 class Config:
-    """How much to measure: sizes, node counts, repetitions, durations.
-
-    Erlang: none (benchmark parameters)
-    """
+    """How much to measure: sizes, node counts, repetitions, durations."""
 
     name: str
     read_sizes: tuple[int, ...]  # other rows in pg2_table
@@ -146,8 +144,6 @@ QUICK = Config(
 class Figure:
     """One measured figure: a value per repeated run, and how it compares.
 
-    Erlang: none (benchmark report)
-
     ``runs`` holds one value per run (a median latency, a rate...); the
     figure is their median, with their min-max. ``floor`` names the figure
     (by ``id``) this one is divided by; ``erlang`` is the reference value of
@@ -168,18 +164,12 @@ class Figure:
 
     @property
     def median(self) -> float:
-        """The median of the runs (NaN if none succeeded).
-
-        Erlang: none (benchmark report)
-        """
+        """The median of the runs (NaN if none succeeded)."""
         good = [r for r in self.runs if r == r]
         return statistics.median(good) if good else float("nan")
 
     def as_json(self) -> dict[str, Any]:
-        """Return the figure as a JSON object, with median, min and max.
-
-        Erlang: none (benchmark report)
-        """
+        """Return the figure as a JSON object, with median, min and max."""
         good = [r for r in self.runs if r == r]
         data = asdict(self)
         data.update(median=self.median, min=min(good, default=None), max=max(good, default=None))
@@ -187,19 +177,13 @@ class Figure:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Return the q-th percentile (0..100) of ``values``, by nearest rank.
-
-    Erlang: none (benchmark statistics)
-    """
+    """Return the q-th percentile (0..100) of ``values``, by nearest rank."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
 def timed(fun: Callable[[], Any], repetitions: int) -> list[float]:
-    """Run ``fun`` once to warm up, then ``repetitions`` times; return each call's microseconds.
-
-    Erlang: none (timer:tc/1 in a loop)
-    """
+    """Run ``fun`` once to warm up, then ``repetitions`` times; return each call's microseconds."""
     fun()
     samples = []
     for _ in range(repetitions):
@@ -210,10 +194,7 @@ def timed(fun: Callable[[], Any], repetitions: int) -> list[float]:
 
 
 def per_call(fun: Callable[[], Any], calls: int) -> float:
-    """Return the mean microseconds per call of ``fun`` over ``calls`` calls.
-
-    Erlang: none (timer:tc/1 around a loop, divided)
-    """
+    """Return the mean microseconds per call of ``fun`` over ``calls`` calls."""
     start = time.perf_counter()
     for _ in range(calls):
         fun()
@@ -221,10 +202,7 @@ def per_call(fun: Callable[[], Any], calls: int) -> float:
 
 
 def latency_figure(fid: str, section: str, name: str, where: str, samples: list[float], runs: int, **kw: Any) -> Figure:
-    """Make a latency figure in microseconds: the samples in ``runs`` chunks, a median each; p99 of all.
-
-    Erlang: none (benchmark report)
-    """
+    """Make a latency figure in microseconds: the samples in ``runs`` chunks, a median each; p99 of all."""
     size = max(1, len(samples) // runs)
     chunks = [samples[i : i + size] for i in range(0, size * runs, size)]
     return Figure(
@@ -233,18 +211,13 @@ def latency_figure(fid: str, section: str, name: str, where: str, samples: list[
 
 
 def load_reference() -> dict[str, Any]:
-    """Read the reference figures of real Erlang pg2 shipped with the package.
-
-    Erlang: none (benchmark data)
-    """
+    """Read the reference figures of real Erlang pg2 shipped with the package."""
     data: dict[str, Any] = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
     return data
 
 
 class Progress:
     """A one-line progress display on stderr: step n of N, elapsed time, what runs now.
-
-    Erlang: none (benchmark user interface)
 
     On a terminal the line is rewritten in place; otherwise (CI, a pipe) each
     step is one line, so a log shows where a slow run spent its time.
@@ -258,10 +231,7 @@ class Progress:
         self.tty = sys.stderr.isatty()
 
     def step(self, what: str) -> None:
-        """Announce the next step.
-
-        Erlang: none (benchmark user interface)
-        """
+        """Announce the next step."""
         self.done += 1
         if not self.enabled:
             return
@@ -273,10 +243,7 @@ class Progress:
         sys.stderr.flush()
 
     def finish(self) -> None:
-        """End the display with the total time.
-
-        Erlang: none (benchmark user interface)
-        """
+        """End the display with the total time."""
         if self.enabled:
             end = "\r\x1b[2K" if self.tty else ""
             sys.stderr.write(f"{end}done: {self.done} steps in {time.monotonic() - self.start:.1f} s\n")
@@ -284,10 +251,7 @@ class Progress:
 
 
 def steps_of(cfg: Config, sections: Iterable[str]) -> int:
-    """Count the progress steps of a run, so the display can say "n of N".
-
-    Erlang: none (benchmark user interface)
-    """
+    """Count the progress steps of a run, so the display can say "n of N"."""
     wanted = set(sections)
     n = 0
     if "roundtrip" in wanted:
@@ -307,10 +271,7 @@ def steps_of(cfg: Config, sections: Iterable[str]) -> int:
 
 
 def run_round_trips(round_trip: Callable[[int], None], round_trips: int, repeats: int) -> list[float]:
-    """Time ``repeats`` runs of ``round_trips`` round trips; return the mean microseconds of each run.
-
-    Erlang: none (benchmark timing)
-    """
+    """Time ``repeats`` runs of ``round_trips`` round trips; return the mean microseconds of each run."""
     round_trip(round_trips // 10 or 1)  # warm up
     samples = []
     for _ in range(repeats):
@@ -321,28 +282,19 @@ def run_round_trips(round_trip: Callable[[int], None], round_trips: int, repeats
 
 
 def queue_floor() -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A ping-pong between this thread and an echo thread over two ``SimpleQueue`` objects.
-
-    Erlang: none (the floor every process round trip stands on)
-    """
+    """A ping-pong between this thread and an echo thread over two ``SimpleQueue`` objects."""
     to_echo: queue.SimpleQueue[Any] = queue.SimpleQueue()
     back: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
     def echo_thread() -> None:
-        """Echo every value until None.
-
-        Erlang: none (benchmark floor)
-        """
+        """Echo every value until None."""
         while (msg := to_echo.get()) is not None:
             back.put(msg)
 
     threading.Thread(target=echo_thread, daemon=True).start()
 
     def round_trip(n: int) -> None:
-        """Make ``n`` round trips.
-
-        Erlang: none (benchmark floor)
-        """
+        """Make ``n`` round trips."""
         for i in range(n):
             to_echo.put(i)
             back.get()
@@ -351,27 +303,18 @@ def queue_floor() -> tuple[Callable[[int], None], Callable[[], None]]:
 
 
 def pong() -> None:
-    """A process body: answer every ``(from, x)`` with ``('pong', x)`` until ``'stop'``.
-
-    Erlang: none (benchmark process)
-    """
+    """A process body: answer every ``(from, x)`` with ``('pong', x)`` until ``'stop'``."""
     while (msg := erlang.receive()) != "stop":
         erlang.send(msg[0], ("pong", msg[1]))
 
 
 def erlang_ping(selective: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
-    """A ping-pong between this process and a :func:`pong` process.
-
-    Erlang: none (benchmark: Pid ! {self(), I}, receive {pong, I} -> ok end)
-    """
+    """A ping-pong between this process and a :func:`pong` process."""
     pid = erlang.spawn(pong)
     me = erlang.self()
 
     def round_trip(n: int) -> None:
-        """Make ``n`` round trips.
-
-        Erlang: none (benchmark)
-        """
+        """Make ``n`` round trips."""
         for i in range(n):
             erlang.send(pid, (me, i))
             if selective:
@@ -383,38 +326,23 @@ def erlang_ping(selective: bool) -> tuple[Callable[[int], None], Callable[[], No
 
 
 class EchoServer:
-    """A gen_server callback module that answers every call with the request.
-
-    Erlang: none (benchmark server)
-    """
+    """A gen_server callback module that answers every call with the request."""
 
     def init(self, args: Any) -> Any:
-        """No state.
-
-        Erlang: none (benchmark server)
-        """
+        """No state."""
         return ("ok", args)
 
     def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
-        """Answer at once with the request.
-
-        Erlang: none (benchmark server)
-        """
+        """Answer at once with the request."""
         return ("reply", request, state)
 
 
 def gen_server_call() -> tuple[Callable[[int], None], Callable[[], None]]:
-    """``gen_server.call`` round trips to an :class:`EchoServer`.
-
-    Erlang: none (benchmark: gen_server:call(Pid, I))
-    """
+    """``gen_server.call`` round trips to an :class:`EchoServer`."""
     _ok, pid = gen_server.start(None, EchoServer(), None)
 
     def round_trip(n: int) -> None:
-        """Make ``n`` calls.
-
-        Erlang: none (benchmark)
-        """
+        """Make ``n`` calls."""
         for i in range(n):
             gen_server.call(pid, i)
 
@@ -430,10 +358,7 @@ LOCAL_CASES: list[tuple[str, str, Callable[[], tuple[Callable[[int], None], Call
 
 
 def local_round_trips(round_trips: int, repeats: int, progress: Progress | None = None) -> list[Figure]:
-    """Measure the local round trips of :data:`LOCAL_CASES`; the first is every other's floor.
-
-    Erlang: none (benchmark)
-    """
+    """Measure the local round trips of :data:`LOCAL_CASES`; the first is every other's floor."""
     figures = []
     for fid, label, setup in LOCAL_CASES:
         if progress:
@@ -449,10 +374,7 @@ def local_round_trips(round_trips: int, repeats: int, progress: Progress | None 
 
 
 def echo() -> None:
-    """Echo ``(from, n)`` back to ``from`` as ``n`` until ``'stop'``.
-
-    Erlang: none (benchmark echo process)
-    """
+    """Echo ``(from, n)`` back to ``from`` as ``n`` until ``'stop'``."""
     while True:
         msg = erlang.receive()
         if msg == "stop":
@@ -461,10 +383,7 @@ def echo() -> None:
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Read exactly ``n`` bytes.
-
-    Erlang: none (benchmark helper)
-    """
+    """Read exactly ``n`` bytes."""
     buf = b""
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
@@ -475,19 +394,13 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def start_raw_echo() -> int:
-    """Start a framed TCP echo server thread on this node; return its port.
-
-    Erlang: none (benchmark floor: the carrier without the runtime)
-    """
+    """Start a framed TCP echo server thread on this node; return its port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
 
     def serve() -> None:
-        """Echo frames on one accepted connection until it closes.
-
-        Erlang: none (benchmark floor)
-        """
+        """Echo frames on one accepted connection until it closes."""
         conn, _ = listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -503,10 +416,7 @@ def start_raw_echo() -> int:
 
 
 def dist_round_trips(echo_pid: Pid, count: int) -> list[float]:
-    """Time ``count`` round trips to a remote :func:`echo`; return microseconds each.
-
-    Erlang: none (benchmark)
-    """
+    """Time ``count`` round trips to a remote :func:`echo`; return microseconds each."""
     me = erlang.self()
     times = []
     for i in range(count):
@@ -518,10 +428,7 @@ def dist_round_trips(echo_pid: Pid, count: int) -> list[float]:
 
 
 def raw_round_trips(sock: socket.socket, count: int) -> list[float]:
-    """Time ``count`` raw framed TCP round trips; return microseconds each.
-
-    Erlang: none (benchmark floor)
-    """
+    """Time ``count`` raw framed TCP round trips; return microseconds each."""
     times = []
     payload = b"\x80\x05K\x01."  # the size of a tiny pickle
     frame = _HEADER.pack(len(payload)) + payload
@@ -536,8 +443,6 @@ def raw_round_trips(sock: socket.socket, count: int) -> list[float]:
 
 def remote_round_trips(cluster: Any, node: str, round_trips: int, rounds: int) -> list[Figure]:
     """Measure round trips with ``node`` through the distribution and over a raw socket, alternating.
-
-    Erlang: none (benchmark)
 
     Both echo in ``node``'s OS process; the raw one is a thread on a plain
     TCP socket (TCP_NODELAY) with the distribution's framing. Per round, the
@@ -581,10 +486,7 @@ def remote_round_trips(cluster: Any, node: str, round_trips: int, rounds: int) -
 
 
 def ets_table(other_rows: int) -> Any:
-    """Make a pg2-shaped ordered_set: ``other_rows`` rows of other groups plus one 10-member group.
-
-    Erlang: none (benchmark set-up, for ets.match alone)
-    """
+    """Make a pg2-shaped ordered_set: ``other_rows`` rows of other groups plus one 10-member group."""
     tab = ets.new("bench", ["ordered_set", "protected"])
     groups = max(1, other_rows // 10)
     ets.insert(tab, [(("member", f"other{i % groups}", Pid("x@h", i, 1)), 1) for i in range(other_rows)])
@@ -594,8 +496,6 @@ def ets_table(other_rows: int) -> Any:
 
 def ets_prefix_scan(sizes: Iterable[int], reps: int, full_reps: int) -> list[tuple[int, list[float], list[float]]]:
     """Time pg2's member match (a prefix range scan) and a full-scan match per table size.
-
-    Erlang: none (benchmark)
 
     Returns:
         ``(size, prefix samples, full-scan samples)`` per size, microseconds.
@@ -613,19 +513,8 @@ def ets_prefix_scan(sizes: Iterable[int], reps: int, full_reps: int) -> list[tup
     return rows
 
 
-def member_loop() -> None:
-    """Wait for messages for ever: a stand-in for a real group member.
-
-    Erlang: none (pg2_SUITE's forever/0)
-    """
-    while True:
-        erlang.receive()
-
-
 def fill_table(groups: range, owner: Pid) -> None:
     """Add one-member groups ``('other', i)`` to pg2_table through one exchange, and wait for it.
-
-    Erlang: none (benchmark set-up: what a node's exchange does, with made-up groups)
 
     Each group adds four rows (group, member, local_member, pid); the member
     is one live process, so its ref rows are shared. The exchange is how
@@ -638,13 +527,11 @@ def fill_table(groups: range, owner: Pid) -> None:
 def bench_reads(cfg: Config, reference: dict[str, Any], progress: Progress) -> list[Figure]:
     """Time get_members and get_local_members of a 10-member group as the table grows.
 
-    Erlang: none (benchmark)
-
     The table grows in place (1k, then 10k, then 100k other rows) through
     exchanges. Beside each size, ``ets.match`` with an unbound key: the full
     scan a read would be without the ordered_set.
     """
-    from repg2.pg2_checks import stop_pg2
+    from repg2.testing import stop_pg2
 
     stop_pg2()
     pg2.start()
@@ -711,23 +598,14 @@ def bench_reads(cfg: Config, reference: dict[str, Any], progress: Progress) -> l
 
 
 class TrivialServer:
-    """A gen_server that answers every call with ``'pong'``.
-
-    Erlang: none (benchmark: the trivial work inside a bare multi_call or a trans)
-    """
+    """A gen_server that answers every call with ``'pong'``."""
 
     def init(self, args: Any) -> Any:
-        """No state.
-
-        Erlang: none (benchmark server)
-        """
+        """No state."""
         return ("ok", None)
 
     def handle_call(self, request: Any, from_: Any, state: Any) -> Any:
-        """Answer at once.
-
-        Erlang: none (benchmark server)
-        """
+        """Answer at once."""
         return ("reply", "pong", state)
 
 
@@ -737,10 +615,7 @@ _scale = 1.0  # 1.0: global's back-off as it is; 50.0: fifty times shorter
 
 
 def counting_sleep(seconds: float) -> None:
-    """global's back-off sleep, counted, and divided by the current scale.
-
-    Erlang: none (benchmark hook for global_.set_random_sleep)
-    """
+    """global's back-off sleep, counted, and divided by the current scale."""
     global _sleeps
     with _count_lock:
         _sleeps += 1
@@ -748,10 +623,7 @@ def counting_sleep(seconds: float) -> None:
 
 
 def setup(scale: float = 1.0) -> str:
-    """Start global, pg2 and the trivial server on this node; count (and scale) global's back-off sleeps.
-
-    Erlang: none (benchmark set-up, run on every node)
-    """
+    """Start global, pg2 and the trivial server on this node; count (and scale) global's back-off sleeps."""
     global _scale
     global_.ensure_started()
     pg2.start()
@@ -763,10 +635,7 @@ def setup(scale: float = 1.0) -> str:
 
 
 def take_sleeps() -> int:
-    """Return how many back-off sleeps this node's processes took since the last call, and reset.
-
-    Erlang: none (benchmark counter)
-    """
+    """Return how many back-off sleeps this node's processes took since the last call, and reset."""
     global _sleeps
     with _count_lock:
         count, _sleeps = _sleeps, 0
@@ -774,18 +643,12 @@ def take_sleeps() -> int:
 
 
 def one_trans(nodes: list[str], resource: Any) -> Any:
-    """One pg2-shaped write: global:trans around a multi_call of the trivial server on ``nodes``.
-
-    Erlang: none (the shape of pg2:join/2 and friends)
-    """
+    """One pg2-shaped write: global:trans around a multi_call of the trivial server on ``nodes``."""
     return global_.trans((resource, erlang.self()), lambda: gen_server.multi_call(nodes, ECHO, "ping"), nodes)
 
 
 def trans_client(parent: Pid, nodes: list[str], resource: Any, seconds: float, start_at: float) -> None:
-    """Wait for ``start_at`` (wall clock), run :func:`one_trans` in a loop for ``seconds``, report the count.
-
-    Erlang: none (benchmark client of benchmarks/bench_global.py)
-    """
+    """Wait for ``start_at`` (wall clock), run :func:`one_trans` in a loop for ``seconds``, report the count."""
     erlang.sleep(max(0.0, start_at - time.time()))
     deadline = time.monotonic() + seconds
     done = 0
@@ -797,8 +660,6 @@ def trans_client(parent: Pid, nodes: list[str], resource: Any, seconds: float, s
 
 def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> list[Figure]:
     """Time join, leave, join+leave, create, trans and a bare multi_call from this node, on the current cluster.
-
-    Erlang: none (benchmark)
 
     Assumes :func:`setup` ran on every node. Each operation is timed one by
     one, ``cfg.write_ops`` times, after a few warm-up calls.
@@ -880,8 +741,6 @@ def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> lis
 def throughput_client(parent: Pid, group: Any, seconds: float, start_at: float) -> None:
     """From ``start_at`` (wall clock), join and leave ``group`` for ``seconds``; report the pairs done.
 
-    Erlang: none (benchmark client)
-
     A pair that ends after the deadline is finished (a lock must be
     released) but not counted.
     """
@@ -899,8 +758,6 @@ def throughput_client(parent: Pid, group: Any, seconds: float, start_at: float) 
 
 def throughput(cluster: Any, n_nodes: int, cfg: Config, reference: dict[str, Any], progress: Progress) -> list[Figure]:
     """Measure join+leave pairs per second: 1 client, 4 on distinct groups, 4 on one group.
-
-    Erlang: none (benchmark)
 
     Clients are spread over the nodes (client i on node i mod n), all start
     at the same wall-clock time. Each configuration runs ``cfg.tp_runs``
@@ -969,8 +826,6 @@ def throughput(cluster: Any, n_nodes: int, cfg: Config, reference: dict[str, Any
 def heal_watcher(parent: Pid, group: Any, count: int, last: Pid) -> None:
     """Wait until this node lists ``count`` members of ``group``; report the monotonic time then.
 
-    Erlang: none (benchmark probe)
-
     Polls for the member row of ``last`` (the exchange's last member, so
     every other one is in before it) every millisecond, then checks the
     whole count, so the poll itself costs the node little.
@@ -985,19 +840,14 @@ def heal_watcher(parent: Pid, group: Any, count: int, last: Pid) -> None:
 
 
 def stop_pg2() -> str:
-    """Stop this node's pg2 server (its table goes with it); the next pg2 call starts an empty one.
-
-    Erlang: none (benchmark set-up; see repg2.pg2_checks.stop_pg2)
-    """
-    from repg2.pg2_checks import stop_pg2 as stop
+    """Stop this node's pg2 server (its table goes with it); the next pg2 call starts an empty one."""
+    from repg2.testing import stop_pg2 as stop
 
     return stop()
 
 
 def fresh_pg2(cluster: Any, nodes: list[str]) -> None:
     """Give ``nodes`` empty pg2 tables: stop every server first, then start them all again.
-
-    Erlang: none (benchmark set-up: what application:stop/start(kernel) would do)
 
     Stopping all before starting any leaves no node whose exchange could
     refill the others, so the heal and throughput sections start without
@@ -1010,18 +860,13 @@ def fresh_pg2(cluster: Any, nodes: list[str]) -> None:
 
 
 def count_members(group: Any) -> int:
-    """Return how many members this node lists for ``group`` (-1 if it does not know it).
-
-    Erlang: none (benchmark probe)
-    """
+    """Return how many members this node lists for ``group`` (-1 if it does not know it)."""
     found = pg2.get_members(group)
     return len(found) if isinstance(found, list) else -1
 
 
 def heals(cluster: Any, cfg: Config, reference: dict[str, Any], progress: Progress) -> list[Figure]:
     """Time heals of a partition ``[a] | [b, c]`` after memberships were made on ``a``'s side.
-
-    Erlang: none (benchmark)
 
     During the partition ``b`` and ``c`` drop ``a``'s members (their
     monitors fire ``'noconnection'``); ``a`` keeps them. The clock starts
@@ -1093,10 +938,7 @@ SECTIONS = ("roundtrip", "reads", "writes", "throughput", "heal")
 
 
 def _shrink_to(cluster: Any, n_nodes: int) -> None:
-    """Stop the newest live nodes until ``n_nodes`` run, and wait until this node has seen them go.
-
-    Erlang: none (benchmark: slave:stop/1 for the nodes not needed any more)
-    """
+    """Stop the newest live nodes until ``n_nodes`` run, and wait until this node has seen them go."""
     live = cluster.live_nodes()
     for node in reversed(live[n_nodes:]):
         cluster.stop(node)
@@ -1107,12 +949,10 @@ def _shrink_to(cluster: Any, n_nodes: int) -> None:
 def run(cfg: Config, sections: Iterable[str] = SECTIONS, show_progress: bool = True) -> dict[str, Any]:
     """Run the chosen sections and return the report: meta, figures, targets, reference.
 
-    Erlang: none (benchmark driver)
-
     Must run in a process that is not yet a distributed node: it becomes
     ``bench_a@127.0.0.1`` for the cluster sections.
     """
-    from repg2.cluster import Cluster
+    from repg2.testing import Cluster
 
     wanted = [s for s in SECTIONS if s in set(sections)]
     reference = load_reference()
@@ -1177,34 +1017,22 @@ def run(cfg: Config, sections: Iterable[str] = SECTIONS, show_progress: bool = T
 
 
 def _by_id(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Index a report's figures by id.
-
-    Erlang: none (benchmark report)
-    """
+    """Index a report's figures by id."""
     return {f["id"]: f for f in report["figures"]}
 
 
 def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Check the targets of issue 10 against a report; a target whose figures are missing is skipped.
-
-    Erlang: none (benchmark report)
-    """
+    """Check the targets of issue 10 against a report; a target whose figures are missing is skipped."""
     figs = _by_id(report)
     ref = report["reference"]
     out: list[dict[str, Any]] = []
 
     def target(tid: str, text: str, value: float, limit: float) -> None:
-        """Record one target: met when ``value <= limit``.
-
-        Erlang: none (benchmark report)
-        """
+        """Record one target: met when ``value <= limit``."""
         out.append({"id": tid, "text": text, "value": value, "limit": limit, "met": bool(value <= limit)})
 
     def med(fid: str) -> float | None:
-        """Return the median of a figure, or None if it was not measured.
-
-        Erlang: none (benchmark report)
-        """
+        """Return the median of a figure, or None if it was not measured."""
         f = figs.get(fid)
         return None if f is None else f["median"]
 
@@ -1239,10 +1067,7 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _fmt(value: float | None, unit: str) -> str:
-    """Format a value of a unit compactly (µs below 10 ms, ms above; rates in k).
-
-    Erlang: none (benchmark report)
-    """
+    """Format a value of a unit compactly (µs below 10 ms, ms above; rates in k)."""
     if value is None or value != value:
         return "-"
     if unit == "ops/s":
@@ -1256,10 +1081,7 @@ def _fmt(value: float | None, unit: str) -> str:
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """Render a report as the text table the command prints (and the docs include).
-
-    Erlang: none (benchmark report)
-    """
+    """Render a report as the text table the command prints (and the docs include)."""
     figs = _by_id(report)
     meta = report["meta"]
     load_b = " ".join(f"{x:.2f}" for x in meta["load_before"])
@@ -1311,8 +1133,6 @@ def format_table(report: dict[str, Any]) -> str:
 def plot(report: dict[str, Any], out_dir: Path) -> list[Path]:
     """Draw the report's figures as PNG and SVG files in ``out_dir``; return the paths written.
 
-    Erlang: none (benchmark report)
-
     Raises:
         RuntimeError: matplotlib is not installed (``pip install 'repg2[plots]'``).
     """
@@ -1330,17 +1150,11 @@ def plot(report: dict[str, Any], out_dir: Path) -> list[Path]:
     subtitle = f"{report['meta']['config']} run, {report['meta']['started']}"
 
     def err(fs: list[dict[str, Any]]) -> list[list[float]]:
-        """Return matplotlib's asymmetric error bars (median to min, median to max).
-
-        Erlang: none (benchmark plot)
-        """
+        """Return matplotlib's asymmetric error bars (median to min, median to max)."""
         return [[f["median"] - f["min"] for f in fs], [f["max"] - f["median"] for f in fs]]
 
     def save(fig: Any, name: str) -> None:
-        """Save one figure as PNG and SVG.
-
-        Erlang: none (benchmark plot)
-        """
+        """Save one figure as PNG and SVG."""
         fig.tight_layout()
         for ext in ("png", "svg"):
             path = out_dir / f"{name}.{ext}"
@@ -1507,20 +1321,14 @@ def plot(report: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the bench (or load a saved run), print the table, write JSON and plots as asked.
-
-    Erlang: none (the entry point of ``python -m repg2 bench``)
-    """
+    """Run the bench (or load a saved run), print the table, write JSON and plots as asked."""
     parser = argparse.ArgumentParser(prog="python -m repg2 bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run_command(parser.parse_args(argv))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the bench's options to a parser (its own, or the ``bench`` sub-command's).
-
-    Erlang: none (command-line handling)
-    """
+    """Add the bench's options to a parser (its own, or the ``bench`` sub-command's)."""
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (CI: under 30 s)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the full report as JSON")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG and SVG plots and table.txt into DIR")
@@ -1530,10 +1338,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Carry out parsed bench options; return the exit status.
-
-    Erlang: none (command-line handling)
-    """
+    """Carry out parsed bench options; return the exit status."""
     if args.load is not None:
         report = json.loads(args.load.read_text(encoding="utf-8"))
         report["targets"] = check_targets(report)  # as this version defines them

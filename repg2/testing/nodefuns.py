@@ -1,26 +1,22 @@
-"""Functions that reliability tests and the soak run on the nodes of a cluster.
+"""Functions that tests, notebooks, benchmarks and the soak run on the nodes of a cluster.
 
-There is no Erlang original: this is what OTP's test suites write as small
-local funs and ``rpc:call(Node, M, F, A)`` targets (pg2_SUITE's ``sane/0``,
-its ``forever/0`` member processes, the lock holders of global_SUITE). A
-function sent to another node through ``Cluster.rpc`` or ``Cluster.spawn``
-travels by name, so it must live at module level in an importable module;
-this one is in the package so that ``benchmarks/soak.py`` (which has no
-``tests/`` on its path) can use it too.
+OTP's test suites write these as small local funs and ``rpc:call(Node, M, F, A)``
+targets (pg2_SUITE's ``forever/0`` members and ``sane/0``, global_SUITE's lock
+holders). Here a function sent to another node through ``Cluster.rpc`` or
+``Cluster.spawn`` travels by name, so it lives at module level in this module,
+which every node can import (``benchmarks/soak.py`` included, which has no
+``tests/`` on its path).
 
-What is here:
+What is here, in the order of the file:
 
-- :func:`snapshot`: one node's whole pg2 view and its ``sane()`` verdict in
-  one round trip, so a test can poll a cluster until it has settled;
-- :func:`restart_pg2_server` and :func:`crash_pg2`: the two ways a test
-  makes a node's pg2 server start from an empty table;
-- :func:`hold_lock` and :func:`hold_in_trans`: processes that stop in the
-  middle of a pg2 write (holding the group's lock, before the multi_call),
-  for the faults-mid-write tests;
-- :func:`churn`: a process that joins, leaves, kills and deletes at random
-  for as long as it is let, the load of ``benchmarks/soak.py``;
-- :func:`stats`: threads, memory, processes, monitors and table rows of a
-  node, for the soak's leak checks.
+- processes: :func:`member_loop` (a group member that does nothing), an echo
+  server, senders and waiters, monitors and links that report what they saw;
+- pg2 on a node: :func:`start_pg2`, :func:`stop_pg2`, :func:`restart_pg2`,
+  :func:`crash_pg2`, :func:`restart_pg2_server`, and :func:`snapshot` (a
+  node's whole view and its ``sane()`` verdict in one round trip, so a test
+  can poll a cluster until it has settled);
+- pg2 writes stopped half-way: :func:`hold_lock`, :func:`hold_in_trans`;
+- load and leak checks: :func:`churn`, :func:`stats`.
 
 Nothing here is part of the translation.
 """
@@ -35,31 +31,188 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repg2 import erlang, ets, gen_server, global_, kernel, pg2
-from repg2.demo import member_loop
+from repg2 import erlang, ets, gen_server, global_, kernel, net_kernel, pg2, rpc, supervisor
 from repg2.erlang import Pid
-from repg2.pg2_checks import sane
+from repg2.testing.checks import sane
 
-__all__ = [
-    "churn",
-    "crash_pg2",
-    "global_lock_rows",
-    "hold_in_trans",
-    "hold_lock",
-    "call_and_report",
-    "kill",
-    "queued",
-    "restart_pg2_server",
-    "snapshot",
-    "start_pg2",
-    "stats",
-]
+# == Processes ================================================================
+
+
+def member_loop() -> None:
+    """Wait for messages for ever: a stand-in for a real group member (pg2_SUITE's ``forever/0``)."""
+    while True:
+        erlang.receive()
+
+
+def echo() -> None:
+    """Send every ``(from, msg)`` back to ``from`` as ``msg``; stop on ``'stop'``."""
+    while True:
+        msg = erlang.receive()
+        if msg == "stop":
+            return
+        sender, payload = msg
+        erlang.send(sender, payload)
+
+
+def send_sequence(to: Any, tag: str, count: int) -> None:
+    """Send ``(tag, 0) ... (tag, count - 1)`` to ``to``, then ``(tag, 'done')``."""
+    for i in range(count):
+        erlang.send(to, (tag, i))
+    erlang.send(to, (tag, "done"))
+
+
+def wait_then_exit() -> None:
+    """Wait for ``('exit', reason)`` and end with that reason (or ``'normal'`` on ``'stop'``)."""
+    msg = erlang.receive()
+    if msg == "stop":
+        return
+    erlang.exit(msg[1])
+
+
+def wait_forever() -> None:
+    """Block in receive until killed by an exit signal."""
+    erlang.receive(lambda m: False)
+
+
+def register_as(name: str) -> Pid:
+    """Spawn a waiting process registered as ``name``; return its pid."""
+    pid = erlang.spawn(wait_then_exit)
+    erlang.register(name, pid)
+    return pid
+
+
+def watch(target: Any, report_to: Pid) -> None:
+    """Monitor ``target`` and forward the ``'DOWN'`` to ``report_to`` as ``('watched', down)``."""
+    ref = erlang.monitor("process", target)
+    erlang.send(report_to, ("watching", ref))
+    down = erlang.receive(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))
+    erlang.send(report_to, ("watched", down))
+
+
+def link_and_report(target: Pid, report_to: Pid) -> None:
+    """Trap exits, link to ``target``, then forward the ``'EXIT'`` to ``report_to``."""
+    erlang.process_flag("trap_exit", True)
+    erlang.link(target)
+    # A remote link is asynchronous, as in Erlang: the LINK travels on this
+    # node's connection to the target's node, and the test's own messages
+    # to the target travel on another connection, in no order with it. A
+    # call to the target's node on the same connection as the LINK returns
+    # only after the LINK was handled there.
+    rpc.call(erlang.node(target), erlang.node, [])
+    erlang.send(report_to, ("linked", erlang.self()))
+    msg = erlang.receive(lambda m: isinstance(m, tuple) and m[0] == "EXIT")
+    erlang.send(report_to, ("exit_seen", msg))
+
+
+def record_node_events(report_to: Pid) -> None:
+    """Subscribe to monitor_nodes; forward each event with whether the node is in nodes() then."""
+    net_kernel.monitor_nodes(True)
+    erlang.send(report_to, ("subscribed", erlang.self()))
+    while True:
+        msg = erlang.receive()
+        if msg == "stop":
+            return
+        if isinstance(msg, tuple) and msg[0] in ("nodeup", "nodedown"):
+            erlang.send(report_to, ("event", msg, msg[1] in erlang.nodes()))
+        else:
+            erlang.send(report_to, ("event", msg, None))
+
+
+def send_to_name(name: str, node: str, msg: Any) -> str:
+    """Send ``msg`` to ``(name, node)`` and return this node's name."""
+    erlang.send((name, node), msg)
+    return erlang.node()
+
+
+def is_alive(pid: Pid) -> bool:
+    """Return ``erlang.is_process_alive(pid)`` on this node."""
+    return erlang.is_process_alive(pid)
+
+
+def creation() -> int:
+    """Return this node's creation."""
+    return erlang._identity.creation
+
+
+def sleep_then(seconds: float, value: Any) -> Any:
+    """Sleep ``seconds`` then return ``value`` (for rpc timeouts)."""
+    erlang.sleep(seconds)
+    return value
+
+
+def fail_with(exc: Exception) -> None:
+    """Raise ``exc`` (for rpc's badrpc of an exception)."""
+    raise exc
+
+
+def exit_with(reason: Any) -> None:
+    """Exit with ``reason`` (for rpc's badrpc of an exit)."""
+    erlang.exit(reason)
+
+
+def connect(node: str) -> Any:
+    """Return ``net_kernel.connect_node(node)`` on this node."""
+    return net_kernel.connect_node(node)
+
+
+def disconnect(node: str) -> bool:
+    """Return ``erlang.disconnect_node(node)`` on this node."""
+    return erlang.disconnect_node(node)
+
+
+def round_trips(echo_pid: Pid, count: int) -> int:
+    """Send ``count`` messages to an echo process and wait for each answer."""
+    me = erlang.self()
+    for i in range(count):
+        erlang.send(echo_pid, (me, i))
+        assert erlang.receive() == i
+    return count
+
+
+class Unloadable(Exception):
+    """An exception that pickles but cannot be unpickled: its constructor needs two arguments."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+def raise_unloadable() -> None:
+    """Raise an exception that cannot travel back as itself."""
+    raise Unloadable(1, 2)
+
+
+def kill_self() -> None:
+    """Send ``exit(self(), 'kill')`` to the calling process and wait to die."""
+    erlang.exit(erlang.self(), "kill")
+    erlang.receive(lambda m: False)
+
+
+# == pg2 on a node ==============================================================
+
+
+def stop_pg2() -> str:
+    """Stop this node's pg2 server and forget its child spec; the next pg2 call starts a fresh one.
+
+    Erlang: supervisor:terminate_child/2
+    Erlang: supervisor:delete_child/2
+
+    What a test does to start pg2 from an empty table (RePG2's tests stop
+    and start the application instead).
+    """
+    if erlang.whereis("kernel_safe_sup") != "undefined":
+        supervisor.terminate_child("kernel_safe_sup", pg2.SERVER)
+        supervisor.delete_child("kernel_safe_sup", pg2.SERVER)
+    return "ok"
+
+
+def restart_pg2() -> Any:
+    """Stop pg2 and start it again: its init asks every connected node for its groups."""
+    stop_pg2()
+    return pg2.start()
 
 
 def snapshot() -> dict[str, Any] | None:
     """Return this node's pg2 view ``{'groups', 'members', 'sane', 'locks'}``, or None if pg2 is not running.
-
-    Erlang: none (pg2_SUITE reads which_groups/get_members and runs sane/0 by rpc)
 
     ``'sane'`` is ``'ok'`` or the text of sane()'s AssertionError, so that a
     table caught mid-update is reported rather than raised: the caller is
@@ -81,10 +234,7 @@ def snapshot() -> dict[str, Any] | None:
 
 
 def start_pg2() -> Pid:
-    """Make sure pg2 runs on this node; return its pid.
-
-    Erlang: none (calls pg2:start/0 on a node and returns just the pid)
-    """
+    """Make sure pg2 runs on this node; return its pid."""
     result = pg2.start()
     if result[0] == "ok" and isinstance(result[1], Pid):
         return result[1]
@@ -96,8 +246,6 @@ def start_pg2() -> Pid:
 
 def crash_pg2() -> Pid | str:
     """Kill this node's pg2 server (``exit(Pid, kill)``); return the pid it had, or 'undefined'.
-
-    Erlang: none (calls erlang:exit/2 on whereis(pg2) with kill, as a test does)
 
     ``kernel_safe_sup`` restarts it with an empty table that the exchange
     refills; after its fourth restart in an hour the supervisor gives up, so
@@ -112,10 +260,7 @@ def crash_pg2() -> Pid | str:
 
 
 def restart_pg2_server(old: Pid | str) -> Pid:
-    """Wait until pg2 runs again under a pid other than ``old`` (starting it if need be); return it.
-
-    Erlang: none (the supervisor's restart, or pg2:start/0 when it gave up)
-    """
+    """Wait until pg2 runs again under a pid other than ``old`` (starting it if need be); return it."""
     while True:
         pid = erlang.whereis(pg2.SERVER)
         if isinstance(pid, Pid) and pid != old:
@@ -129,17 +274,12 @@ def restart_pg2_server(old: Pid | str) -> Pid:
 
 
 def kill(pid: Pid) -> bool:
-    """Send ``pid`` the untrappable exit signal ``kill``.
-
-    Erlang: none (calls erlang:exit/2 on a node, for the tests)
-    """
+    """Send ``pid`` the untrappable exit signal ``kill``."""
     return erlang.exit(pid, "kill")
 
 
 def hold_lock(report_to: Pid, name: Any) -> None:
     """Take pg2's lock on group ``name`` as pg2:join/2 would, report ``('locked', self())``, then hang.
-
-    Erlang: none (global:set_lock({{pg2, Name}, self()}), the first half of pg2's trans)
 
     The lock is taken on every connected node, with pg2's own lock id. The
     process never releases it: only its death (or its node's) can.
@@ -153,8 +293,6 @@ def hold_lock(report_to: Pid, name: Any) -> None:
 def hold_in_trans(report_to: Pid, name: Any) -> None:
     """Enter pg2's ``global:trans`` on group ``name``, report ``('in_trans', self())``, then hang.
 
-    Erlang: none (global:trans({{pg2, Name}, self()}, Fun) with a Fun that never calls multi_call)
-
     This is a pg2 write stopped between taking the lock and the
     ``multi_call`` that would apply it: a node killed now has changed nothing
     but holds the lock everywhere.
@@ -162,10 +300,7 @@ def hold_in_trans(report_to: Pid, name: Any) -> None:
     me = erlang.self()
 
     def stuck() -> None:
-        """Tell the test we are inside the transaction, then wait forever.
-
-        Erlang: none (the Fun of the transaction)
-        """
+        """Tell the test we are inside the transaction, then wait forever."""
         erlang.send(report_to, ("in_trans", me))
         erlang.receive(lambda m: False)
 
@@ -173,18 +308,12 @@ def hold_in_trans(report_to: Pid, name: Any) -> None:
 
 
 def call_and_report(report_to: Pid, tag: Any, fun: Callable[..., Any], *args: Any) -> None:
-    """Call ``fun(*args)`` (say ``pg2.join``) and send ``(tag, result)`` to ``report_to``.
-
-    Erlang: none (a process that runs one call and reports, as suites spawn)
-    """
+    """Call ``fun(*args)`` (say ``pg2.join``) and send ``(tag, result)`` to ``report_to``."""
     erlang.send(report_to, (tag, fun(*args)))
 
 
 def queued(name: str) -> list[Any]:
-    """Return a copy of the mailbox of the process registered as ``name`` (empty if there is none).
-
-    Erlang: none (reads process_info(whereis(Name), messages) on a node)
-    """
+    """Return a copy of the mailbox of the process registered as ``name`` (empty if there is none)."""
     pid = erlang.whereis(name)
     proc = erlang._local(pid) if isinstance(pid, Pid) else None
     if proc is None:
@@ -194,10 +323,7 @@ def queued(name: str) -> list[Any]:
 
 
 def global_lock_rows() -> list[Any]:
-    """Return this node's ``global_locks`` rows (empty when no lock server runs).
-
-    Erlang: none (ets:tab2list(global_locks), as global_SUITE reads it)
-    """
+    """Return this node's ``global_locks`` rows (empty when no lock server runs)."""
     if erlang.whereis(global_.SERVER) == "undefined":
         return []
     return global_.get_locks()
@@ -205,8 +331,6 @@ def global_lock_rows() -> list[Any]:
 
 def stats() -> dict[str, int]:
     """Return this node's resource counts: threads, RSS, processes, monitors, pg2 and lock rows.
-
-    Erlang: none (erlang:system_info(process_count), erlang:memory(total) and friends)
 
     ``monitors`` counts the monitors every local process holds (pg2's on its
     members among them); ``rss_kib`` is the resident set of this OS process
@@ -236,8 +360,6 @@ def stats() -> dict[str, int]:
 
 def churn(report_to: Pid, seed: int, groups: list[Any], pause: float, population: int = 40) -> None:
     """Change pg2 at random until told ``'stop'``; then end every member made and report.
-
-    Erlang: none (the load generator of a soak test)
 
     Each turn (``pause`` seconds apart) is one of: start a member on this
     node and join it, join a member again, leave once, kill a member,
