@@ -86,9 +86,11 @@ Differences from OTP (see ``TRANSLATION_NOTES.md``, marked
   where Erlang raises ``function_clause``. (G2)
 - A request to the server with a malformed lock id is treated as an
   unexpected call (a warning, no reply) instead of crashing the server. (G3)
-- The server is started on demand by :func:`ensure_started` under the
-  node's ``kernel_safe_sup`` (a BEAM starts it under ``kernel_sup`` at boot;
-  project-wide D7).
+- The server is started by ``repg2.kernel.boot`` under the node's
+  ``kernel_safe_sup`` (a BEAM starts it under ``kernel_sup`` at boot, where
+  its death halts the node; D7, D32). As in OTP, this module does not know
+  the kernel: ``kernel.erl`` names ``global`` in a child spec, never the
+  reverse.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, cast
 
-from repg2 import erlang, ets, gen_server, kernel, supervisor, terms
+from repg2 import erlang, ets, gen_server, terms
 from repg2.erlang import Pid, Ref
 
 __all__ = [
@@ -107,7 +109,6 @@ __all__ = [
     "Lock",
     "LockHolder",
     "del_lock",
-    "ensure_started",
     "get_locks",
     "random_sleep",
     "set_lock",
@@ -219,34 +220,6 @@ def stop() -> Any:
     supervisor starts it again at once, with empty tables.
     """
     return gen_server.call(SERVER, "stop", "infinity")
-
-
-def ensure_started() -> Any:
-    """Start ``global_name_server`` under ``kernel_safe_sup`` unless it runs; return ``('ok', pid)``.
-
-    Erlang: none (kernel.erl starts global under kernel_sup when a node boots; modelled on pg2:ensure_started/0)
-
-    Every node must run this server before any process takes a lock that
-    involves the node: a node without it is a *bad node* to the multi_call
-    and is silently left out of every lock. ``kernel.boot`` calls this on
-    every node (``net_kernel.start`` and ``pg2.ensure_started`` boot the
-    kernel), as kernel.erl starts global on every node. Two callers racing here both call ``start_child``; the
-    loser's ``('error', ('already_started', pid))`` is reported as
-    ``('ok', pid)``.
-    """
-    pid = erlang.whereis(SERVER)
-    if pid != "undefined":
-        return ("ok", pid)
-    kernel.safe_sup()  # only the supervisor: kernel.boot() itself calls this function (D7)
-    # kernel.erl: {global_name_server, {global, start_link, []}, permanent, 2000, worker, [global]}
-    child_spec: tuple[Any, ...] = (SERVER, (start_link, []), "permanent", 2.0, "worker", [SERVER])
-    result = supervisor.start_child(kernel.SAFE_SUP, child_spec)
-    match result:
-        case ("error", ("already_started", Pid() as running)):
-            return ("ok", running)
-        case ("error", "already_present"):  # the spec is known but its child is not running
-            return supervisor.restart_child(kernel.SAFE_SUP, SERVER)
-    return result
 
 
 def set_lock(lock_id: LockId, nodes: list[Node] | None = None, retries: Retries = "infinity") -> bool:

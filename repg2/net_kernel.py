@@ -23,8 +23,8 @@ registers with the port mapper (that gives the node its *creation*), renames
 the node (``erlang._set_identity``) and plugs itself into the runtime
 (``erlang._set_dist``). A ticker process registered as ``net_kernel`` calls
 ``Distribution.tick`` every ``ticktime / 4`` seconds, as OTP's ticker sends
-``tick`` to net_kernel. :func:`start` also makes sure the node's kernel
-supervisor (``repg2.kernel``) and the ``rex`` server of ``repg2.rpc`` run.
+``tick`` to net_kernel. :func:`start` also boots the node's kernel
+(``repg2.kernel``: ``kernel_safe_sup`` with ``rex`` and ``global_name_server``).
 
 ``monitor_nodes`` subscriptions belong to the runtime, not to a
 distribution: in OTP they are a process flag, so they survive a
@@ -52,7 +52,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from repg2 import dist, erlang
+from repg2 import dist, erlang, kernel
 from repg2.erlang import Pid
 
 __all__ = [
@@ -150,10 +150,7 @@ def start(
         _ticker = erlang.spawn(_ticker_loop, distribution)
         erlang.register("net_kernel", _ticker)
     # Outside the lock: booting runs gen_server code that may take a while.
-    from repg2 import kernel, rpc
-
     kernel.boot()
-    rpc._ensure_started()
     return ("ok", _ticker)
 
 

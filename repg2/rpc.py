@@ -44,7 +44,7 @@ from typing import Any
 from repg2 import erlang, gen_server
 from repg2.erlang import ExitError, Pid
 
-__all__ = ["call", "cast", "multicall"]
+__all__ = ["NAME", "call", "cast", "multicall", "start", "start_link", "stop"]
 
 NAME = "rex"  # the registered name of the rpc server on every node
 
@@ -53,6 +53,34 @@ From = tuple[Pid, Any]  # a gen_server caller: (pid, tag)
 
 
 # == Exported functions ========================================================
+
+
+def start() -> Any:
+    """Start ``rex`` on this node without a link; return ``('ok', pid)``.
+
+    Erlang: rpc:start/0
+    """
+    return gen_server.start(("local", NAME), Rex(), [])
+
+
+def start_link() -> Any:
+    """Start ``rex`` linked to the caller, ``kernel_safe_sup`` here; return ``('ok', pid)``.
+
+    Erlang: rpc:start_link/0
+
+    ``repg2.kernel.boot`` starts it on every node, as kernel.erl does: a node
+    without ``rex`` answers no rpc, and every ``rpc.call`` to it ends in a
+    ``badrpc``.
+    """
+    return gen_server.start_link(("local", NAME), Rex(), [])
+
+
+def stop() -> Any:
+    """Stop this node's ``rex``; under ``kernel_safe_sup`` it is restarted at once.
+
+    Erlang: rpc:stop/0
+    """
+    return gen_server.call(NAME, "stop", "infinity")
 
 
 def call(node: str, fun: Callable[..., Any], args: Sequence[Any] = (), timeout: Timeout = "infinity") -> Any:
@@ -136,9 +164,12 @@ class Rex:
         """Run a call in a new worker so that rex stays free; reply later.
 
         Erlang: rpc:handle_call/3 ({call, Mod, Fun, Args, Gleader})
+        Erlang: rpc:handle_call/3 (stop)
         Erlang: rpc:handle_call_call/6
         """
         match request:
+            case "stop":  # Erlang: handle_call(stop, _To, S) -> {stop, normal, stopped, S}
+                return ("stop", "normal", "stopped", state)
             case ("call", fun, args):  # Erlang: handle_call({call, Mod, Fun, Args, Gleader}, To, S)
                 worker, _ref = erlang.spawn_monitor(_execute_call, erlang.self(), fun, args)
                 state[worker] = from_
@@ -224,21 +255,3 @@ def _portable(reason: Any) -> Any:
     except Exception:  # noqa: BLE001 - anything that fails to round-trip
         return repr(reason)
     return reason
-
-
-def _ensure_started() -> Pid:
-    """Start ``rex`` on this node unless it runs; return its pid.
-
-    Erlang: none (kernel's supervisor starts rex at boot: kernel:init/1)
-    """
-    running = erlang.whereis(NAME)
-    if isinstance(running, Pid):
-        return running
-    result = gen_server.start(("local", NAME), Rex(), [])
-    match result:
-        case ("ok", Pid() as pid):
-            return pid
-        case ("error", ("already_started", Pid() as pid)):  # another thread won the race
-            return pid
-        case _:
-            raise RuntimeError(f"cannot start rex: {result!r}")

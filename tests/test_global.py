@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from repg2 import erlang, ets, gen_server, global_, supervisor
+from repg2 import erlang, ets, gen_server, global_
 from repg2.erlang import Pid
 from repg2.global_ import Lock, LockHolder
 from repg2.testing import locks as nodefuns
-from repg2.testing.locks import holder
+from repg2.testing.locks import holder, start_global, stop_global
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,19 +72,11 @@ def pid_ids() -> list[tuple[Any, Any]]:
     return sorted(ets.tab2list(global_.PID_IDS), key=repr)
 
 
-def stop_global() -> None:
-    """Stop this node's global_name_server and forget its child spec."""
-    if erlang.whereis("kernel_safe_sup") == "undefined":
-        return
-    supervisor.terminate_child("kernel_safe_sup", SERVER)
-    supervisor.delete_child("kernel_safe_sup", SERVER)
-
-
 @pytest.fixture
 def fresh_global() -> Iterator[list[Pid]]:
     """Give a test a fresh global_name_server and kill the processes it spawned."""
     stop_global()
-    assert global_.ensure_started()[0] == "ok"
+    start_global()
     old_sleep = global_.set_random_sleep(None)
     spawned: list[Pid] = []
     yield spawned
@@ -92,6 +84,7 @@ def fresh_global() -> Iterator[list[Pid]]:
         erlang.exit(pid, "kill")
     global_.set_random_sleep(old_sleep)
     stop_global()
+    start_global()  # leave the node as the kernel booted it
 
 
 @pytest.fixture
@@ -458,16 +451,6 @@ def test_stop_is_answered_and_the_supervisor_restarts_an_empty_server() -> None:
     assert rows() == []
 
 
-@pytest.mark.usefixtures("fresh_global")
-def test_ensure_started_is_idempotent() -> None:
-    """ensure_started returns the running server's pid, also when the child spec exists already."""
-    pid = erlang.whereis(SERVER)
-    assert global_.ensure_started() == ("ok", pid)
-    supervisor.terminate_child("kernel_safe_sup", SERVER)  # the spec stays, the child is gone
-    result = global_.ensure_started()
-    assert result[0] == "ok" and result[1] == erlang.whereis(SERVER) != pid
-
-
 def test_start_without_supervisor_and_duplicate_start() -> None:
     """start/0 runs a server outside any supervisor; a second start reports already_started."""
     stop_global()
@@ -478,6 +461,7 @@ def test_start_without_supervisor_and_duplicate_start() -> None:
     finally:
         assert global_.stop() == "stopped"
     wait_until(lambda: erlang.whereis(SERVER) == "undefined")
+    start_global()
 
 
 @pytest.mark.usefixtures("fresh_global")
@@ -500,18 +484,6 @@ def test_kill_monitor_proc_kills_the_helper() -> None:
     helper, ref = erlang.spawn_monitor(lambda: erlang.receive(lambda m: False))
     assert global_.kill_monitor_proc(helper, erlang.self()) is True
     assert take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))[4] == "killed"
-
-
-@pytest.mark.usefixtures("fresh_global")
-def test_ensure_started_passes_on_a_failed_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ensure_started hands back the supervisor's error, and takes already_started as success."""
-    stop_global()
-    monkeypatch.setattr(global_.supervisor, "start_child", lambda sup, spec: ("error", "no"))
-    assert global_.ensure_started() == ("error", "no")
-    # Losing a race to another starter is as good as starting it.
-    winner = erlang.self()
-    monkeypatch.setattr(global_.supervisor, "start_child", lambda sup, spec: ("error", ("already_started", winner)))
-    assert global_.ensure_started() == ("ok", winner)
 
 
 # == A cluster of real nodes =========================================================

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from repg2 import erlang, gen_server, rpc
+from repg2 import erlang, gen_server, kernel, rpc
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -41,8 +41,8 @@ def note(event: threading.Event) -> None:
 
 @pytest.fixture(autouse=True)
 def rex() -> Iterator[None]:
-    """Make sure this node's rex runs."""
-    rpc._ensure_started()
+    """Make sure this node's rex runs (the kernel starts it)."""
+    kernel.boot()
     yield
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from repg2 import erlang, gen_server, kernel, supervisor
+from repg2 import erlang, gen_server, global_, kernel, rpc, supervisor
 from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid, Ref
+from repg2.testing import otp
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -516,7 +517,6 @@ def test_boot_starts_kernel_safe_sup_once(no_kernel):
     assert erlang.whereis("kernel_safe_sup") == pid
     children = supervisor.which_children("kernel_safe_sup")
     assert kernel.boot() == pid
-    assert kernel.safe_sup() == pid
     assert supervisor.which_children("kernel_safe_sup") == children  # nothing started twice
     state = gen_server.get_state(pid)
     assert (state.strategy, state.intensity, state.period) == ("one_for_one", 4, 3600)
@@ -550,11 +550,51 @@ def test_kernel_safe_sup_takes_children(no_kernel):
 @pytest.mark.parametrize("failing", ["kernel_safe_sup", "global_name_server"])
 def test_boot_fails_loudly_if_a_kernel_server_cannot_start(failing, no_kernel, monkeypatch):
     """A boot that cannot start kernel_safe_sup or global raises, naming it, instead of going on without it."""
-    from repg2 import global_
 
     if failing == "kernel_safe_sup":
         monkeypatch.setattr(kernel.supervisor, "start", lambda *args: ("error", "no_way"))
     else:
-        monkeypatch.setattr(global_, "ensure_started", lambda: ("error", "no_way"))
+        monkeypatch.setattr(global_, "start_link", lambda: ("error", "no_way"))
     with pytest.raises(RuntimeError, match=f"{failing}.*no_way"):
         kernel.boot()
+
+
+def test_kernel_owns_rex_and_global(no_kernel):
+    """kernel:init(safe) here starts rex, then global_name_server, as permanent workers (kernel.erl's specs)."""
+    kernel.boot()
+    children = {row[0]: row for row in supervisor.which_children(kernel.SAFE_SUP)}
+    assert children["rex"] == ("rex", erlang.whereis("rex"), "worker", ["rpc"])
+    assert children["global_name_server"] == (
+        "global_name_server",
+        erlang.whereis("global_name_server"),
+        "worker",
+        ["global"],
+    )
+
+
+@pytest.mark.parametrize("name", ["rex", "global_name_server"])
+def test_killed_kernel_server_is_restarted(name, no_kernel):
+    """Killing rex or global_name_server gets it restarted by kernel_safe_sup (TRANSLATION_NOTES D32)."""
+    kernel.boot()
+    old = erlang.whereis(name)
+    ref = erlang.monitor("process", old)
+    erlang.exit(old, "kill")
+    assert down_reason(ref) == "killed"
+    wait_until(lambda: erlang.whereis(name) not in ("undefined", old), f"{name} restarted")
+    new = erlang.whereis(name)
+    assert dict((row[0], row[1]) for row in supervisor.which_children(kernel.SAFE_SUP))[name] == new
+    # The new server serves: an rpc to this node, a lock on this node.
+    assert rpc.call(erlang.node(), erlang.node, []) == erlang.node()
+    assert global_.trans(("kernel_test", "me"), lambda: "ran", [erlang.node()]) == "ran"
+
+
+@pytest.mark.parametrize("name", ["rex", "global_name_server"])
+def test_otp_halts_the_node_when_a_kernel_server_dies(name):
+    """In real OTP 25 the same kill halts the node: kernel_sup's intensity is 0 (why D32 is a divergence)."""
+    reason = otp.erl_missing_reason()
+    if reason:
+        pytest.fail(reason) if otp.in_ci() else pytest.skip(reason)
+    result = otp.eval_erl(f'exit(whereis({name}), kill), timer:sleep(5000), io:format("still running~n"), init:stop().')
+    assert result.returncode != 0
+    assert "still running" not in result.stdout
+    assert "Kernel pid terminated" in result.stdout + result.stderr

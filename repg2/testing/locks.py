@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from repg2 import erlang, gen_server, global_, supervisor
+from repg2 import erlang, gen_server, global_, kernel, supervisor
 from repg2.erlang import Pid
 
 COUNTER = "global_test_counter"  # the registered name of the shared counter server
@@ -25,17 +25,26 @@ def fast_sleep(seconds: float) -> None:
 
 
 def setup_node() -> str:
-    """Start global_name_server on this node and make its back-off fast; return the node name."""
-    global_.ensure_started()
+    """Make sure global_name_server runs on this node and make its back-off fast; return the node name."""
+    start_global()
     global_.set_random_sleep(fast_sleep)
     return erlang.node()
 
 
+def start_global() -> Pid:
+    """Boot the node's kernel and restart global_name_server if a test stopped it; return its pid."""
+    kernel.boot()
+    if erlang.whereis(global_.SERVER) == "undefined":
+        supervisor.restart_child(kernel.SAFE_SUP, global_.SERVER)
+    pid = erlang.whereis(global_.SERVER)
+    assert isinstance(pid, Pid), f"global_name_server did not start: {pid!r}"
+    return pid
+
+
 def stop_global() -> str:
-    """Stop this node's global_name_server and forget its child spec; return 'ok'."""
-    if erlang.whereis("kernel_safe_sup") != "undefined":
-        supervisor.terminate_child("kernel_safe_sup", global_.SERVER)
-        supervisor.delete_child("kernel_safe_sup", global_.SERVER)
+    """Stop this node's global_name_server (kernel_safe_sup keeps its spec, so it stays stopped); return 'ok'."""
+    if erlang.whereis(kernel.SAFE_SUP) != "undefined":
+        supervisor.terminate_child(kernel.SAFE_SUP, global_.SERVER)
     return "ok"
 
 

@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repg2 import dist, erlang, ets, gen_server, global_, net_kernel, pg2, terms
+from repg2 import dist, erlang, ets, gen_server, global_, kernel, net_kernel, pg2, terms
 from repg2.erlang import Pid
 from repg2.testing import member_loop
 
@@ -625,7 +625,7 @@ def counting_sleep(seconds: float) -> None:
 def setup(scale: float = 1.0) -> str:
     """Start global, pg2 and the trivial server on this node; count (and scale) global's back-off sleeps."""
     global _scale
-    global_.ensure_started()
+    kernel.boot()  # global_name_server and rex
     pg2.start()
     if erlang.whereis(ECHO) == "undefined":
         gen_server.start(("local", ECHO), TrivialServer(), [])
