@@ -578,6 +578,27 @@ def test_two_nodes_starting_at_once_share_one_port_mapper(monkeypatch: pytest.Mo
     wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + 20)
 
 
+def test_ensure_registered_starts_the_real_epmd_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where epmd is on PATH, the port mapper started is the real ``epmd -daemon`` on ERL_EPMD_PORT's port."""
+    need_erlang()
+    monkeypatch.setenv("REPG2_PORT_MAPPER", "auto")
+    port = free_port()
+    monkeypatch.setenv("ERL_EPMD_PORT", str(port))
+    try:
+        sock, creation = epmd.ensure_registered("viaepmd", 5023)
+        with sock:
+            assert creation > 0
+            assert (
+                run_epmd(port, "-names").stdout
+                == f"epmd: up and running on port {port} with data:\nname viaepmd at port 5023\n"
+            )
+        wait_until(lambda: not epmd.names("127.0.0.1"), "viaepmd to unregister")
+    finally:
+        if run_epmd(port, "-kill").returncode != 0:
+            kill_processes_with_args(["-daemon", "-port", str(port)])
+    wait_until(lambda: not _answers(port), f"epmd on port {port} to exit")
+
+
 def test_ensure_registered_refuses_a_taken_name_at_once(mapper: epmd.PortMapper) -> None:
     """A name registered already fails at once with DuplicateName, as erl fails to start."""
     sock, _ = epmd.register_node("taken", 5021, epmd_port=mapper.port)
