@@ -45,7 +45,7 @@ reader thread, which hands what arrives to the ``erlang._dist_*`` entry
 points in arrival order.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``; each is marked
-``# DIVERGENCE(Nn)`` where it is made):
+``# DIVERGENCE(Dn)`` where it is made):
 
 - The challenge is an HMAC-SHA256 of two 32-byte random challenges, the two
   names and a label, not ``md5(Cookie ++ Challenge)``.
@@ -269,7 +269,7 @@ def _digest(cookie: bytes, label: bytes, first: bytes, second: bytes, initiator:
     so an answer can never be replayed in another handshake or reflected
     back as the other step.
     """
-    # DIVERGENCE(N1): HMAC-SHA256 over both challenges and names, not md5(Cookie ++ Challenge).
+    # DIVERGENCE(D23): HMAC-SHA256 over both challenges and names, not md5(Cookie ++ Challenge).
     msg = b"|".join([b"repg2-dist-1", label, first, second, initiator.encode(), acceptor.encode()])
     return hmac.new(cookie, msg, hashlib.sha256).digest()
 
@@ -366,7 +366,7 @@ class PortMapper:
 
         Erlang: none (epmd never exits by itself; ours does, see the module docstring)
         """
-        if self.linger is None:  # DIVERGENCE(N3): epmd stays forever; ours exits when unused
+        if self.linger is None:  # DIVERGENCE(D25): epmd stays forever; ours exits when unused
             return False
         with self._lock:
             return not self._names and time.monotonic() - self._last_change > self.linger
@@ -550,6 +550,7 @@ def listen_port_range() -> tuple[int, int]:
     ``inet_dist_listen_max`` (max defaults to min), so that a firewall can
     let a fixed range of node ports in; here they are environment variables.
     """
+    # DIVERGENCE(D31): environment variables stand for the kernel parameters.
     low = os.environ.get("REPG2_DIST_LISTEN_MIN")
     if not low:
         return (0, 0)
@@ -873,7 +874,7 @@ class Distribution:
         Erlang: none (OTP test suites partition nodes by other means)
         """
         nodes = set(nodes) - {self.name}
-        with self._lock:  # DIVERGENCE(N5): a deny list for the harness' partitions; OTP has none
+        with self._lock:  # DIVERGENCE(D27): a deny list for the harness' partitions; OTP has none
             self._blocked |= nodes
             conns = [c for n, c in self._conns.items() if n in nodes]
         for conn in conns:
@@ -1195,7 +1196,7 @@ class Distribution:
 
         Erlang: global:handle_info/2 ({nodeup, Node}) starts a sync that does this
         """
-        # DIVERGENCE(N4): OTP's global connects nodes transitively; here the distribution does.
+        # DIVERGENCE(D26): OTP's global connects nodes transitively; here the distribution does.
         known = [n for n in list(self._conns) if n != conn.node]  # list(): a snapshot, atomic under the GIL
         self._write(conn, pickle.dumps((Op.NODES, known), protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -1291,7 +1292,7 @@ class Distribution:
 
         Erlang: none (term_to_binary cannot fail in Erlang; pickle can)
         """
-        try:  # DIVERGENCE(N2): pickle, not the external term format; only authenticated peers load it
+        try:  # DIVERGENCE(D24): pickle, not the external term format; only authenticated peers load it
             data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - pickle raises many types
             raise erlang.ErlangError(
@@ -1384,7 +1385,7 @@ class Distribution:
         """
         now = time.monotonic()
         interval = self.ticktime / 4
-        # DIVERGENCE(N6): one ticker checks every connection; down after ticktime of silence
+        # DIVERGENCE(D28): one ticker checks every connection; down after ticktime of silence
         # (OTP: four tick periods without data), so detection takes ticktime to ticktime * 1.25.
         for conn in list(self._conns.values()):
             silent = now - conn.last_recv

@@ -67,8 +67,8 @@ initiator: the initiator answers ``true`` if it is not (the old connection
 is stale: the peer restarted or lost it without noticing) and the acceptor
 then replaces it, once the initiator has proved the cookie (``wait_pending``).
 
-Differences from OTP (each marked ``# DIVERGENCE(D?)`` where it is made and
-listed in ``TRANSLATION_NOTES.md``):
+Differences from OTP (each marked ``# DIVERGENCE(Dn)`` where it is made and
+listed in ``TRANSLATION_NOTES.md`` as D35 to D39):
 
 - One deadline for the whole handshake, not a setup timer of
   ``net_setuptime`` re-armed before each step: a peer cannot keep a
@@ -236,10 +236,10 @@ _FLAG_NAMES = {
 # == Other constants, each with its reason ==========================================
 ERL_DIST_VER = 6  # the only handshake version OTP 25 speaks (dist.hrl's ERL_DIST_VER_LOW = _HIGH = 6); epmd carries it
 DEFAULT_SETUPTIME = 7.0  # seconds: net_kernel's default net_setuptime
-MAX_NAME = 255  # bytes in a node name: an atom has at most 255 characters
+MAX_NAME = 255  # DIVERGENCE(D38): bytes in a node name (an atom's limit); OTP fails with system_limit
 # The longest handshake message: the acceptor's N (1 + 8 + 4 + 4 + 2 + name),
 # with room for fields a later OTP might append after the name (OTP ignores them).
-MAX_HANDSHAKE_MESSAGE = 1024
+MAX_HANDSHAKE_MESSAGE = 1024  # DIVERGENCE(D38): OTP reads up to 65535 bytes
 MAX_FRAME = 64 * 1024 * 1024  # a bigger frame after the handshake is an attack or a bug
 DIGEST_SIZE = 16  # MD5
 _U16 = struct.Struct(">H")  # the length before each handshake message ({packet, 2})
@@ -708,7 +708,7 @@ def gen_challenge() -> int:
 
     Erlang: dist_util:gen_challenge/0
     """
-    # DIVERGENCE(D?): a CSPRNG, not OTP's mix of clocks, counters and VM statistics.
+    # DIVERGENCE(D36): a CSPRNG, not OTP's mix of clocks, counters and VM statistics.
     return secrets.randbits(32)
 
 
@@ -782,7 +782,7 @@ def _recv_name(hs: _HsData) -> tuple[int, str, int]:
     if len(raw) < name_len:
         _shutdown(hs, f"name message truncated: {name_len} name bytes announced, {len(raw)} sent", "no_node")
     if flags & DFLAG_NAME_ME:
-        # DIVERGENCE(D?): OTP names the node (status named:); we have no dynamic names.
+        # DIVERGENCE(D37): OTP names the node (status named:); we have no dynamic names.
         hs.other_node = raw.decode("latin-1")
         _send_status(hs, "not_allowed")
         _shutdown(hs, f"peer on host {hs.other_node!r} asks for a dynamic node name", ("is_allowed", "not_allowed"))
@@ -900,6 +900,7 @@ def _recv_status(hs: _HsData, is_pending: Callable[[str], bool]) -> str:
             # OTP's setup process now waits for net_kernel to kill it: the
             # acceptor's own dial, accepted here, becomes the connection.
             _close(hs.sock)
+            # DIVERGENCE(D39): we close at once; OTP's setup process waits for net_kernel to kill it.
             raise LostRace(f"simultaneous connect: {hs.other_node}'s own connection to us wins", "nok")
         case "alive":
             reply = bool(is_pending(hs.other_node))
@@ -1010,7 +1011,7 @@ def _arm(hs: _HsData) -> None:
 
     Erlang: dist_util:reset_timer/1
     """
-    # DIVERGENCE(D?): one deadline for the whole handshake; OTP re-arms net_setuptime before each step.
+    # DIVERGENCE(D35): one deadline for the whole handshake; OTP re-arms net_setuptime before each step.
     left = hs.deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("handshake deadline passed")

@@ -77,7 +77,7 @@ nodes start one at the same moment, the second cannot bind the port and
 exits; both nodes then register with the first.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``; each is marked
-``# DIVERGENCE(D?)`` where it is made):
+``# DIVERGENCE(Dn)`` where it is made, D40 to D45):
 
 - The port mapper this module starts (where ``epmd`` is not installed, or
   with ``REPG2_PORT_MAPPER=repg2``) exits by itself ``EPMD_LINGER`` seconds
@@ -432,7 +432,7 @@ def port_please(
         EpmdError: the port mapper closed without answering (Erlang's
         ``closed``) or answered garbage.
     """
-    # DIVERGENCE(D?): failures raise OSError; erl_epmd returns noport for
+    # DIVERGENCE(D41): failures raise OSError; erl_epmd returns noport for
     # them, which callers could not tell from "no such node".
     request = _request(bytes([PORT_PLEASE2_REQ]) + name.encode("utf-8"))
     with _open(host, epmd_port, timeout) as sock:
@@ -660,7 +660,7 @@ def ensure_registered(
         ``erl`` fails).
         TimeoutError: no port mapper could be reached before ``timeout``.
     """
-    # DIVERGENCE(D?): a port mapper is started only when none answers;
+    # DIVERGENCE(D42): a port mapper is started only when none answers;
     # erl runs `epmd -daemon` at every start.
     port_no = _port_or_default(epmd_port)
     deadline = time.monotonic() + timeout
@@ -888,7 +888,7 @@ class PortMapper:
         client that connects just as it exits is hung up on and retries
         (:func:`ensure_registered` does).
         """
-        # DIVERGENCE(D?): epmd stays until `epmd -kill`; ours, started with a
+        # DIVERGENCE(D40): epmd stays until `epmd -kill`; ours, started with a
         # linger time, exits that long after its last registration ended.
         if self.linger is None or self._reg:
             return False
@@ -908,7 +908,7 @@ class PortMapper:
                 log.warning("accept failed: %s", exc)
                 return
             if len(self._conns) >= self.max_connections:
-                # DIVERGENCE(D?): a fixed cap (epmd: its descriptor limit).
+                # DIVERGENCE(D45): a fixed cap (epmd: its descriptor limit).
                 log.warning("too many connections (%d): refusing one from %s", len(self._conns), peer[0])
                 sock.close()
                 continue
@@ -1037,7 +1037,7 @@ class PortMapper:
             reply = bytes([ALIVE2_X_RESP, result]) + _U32.pack(creation)
         else:
             reply = bytes([ALIVE2_RESP, result]) + _LENGTH.pack(creation & 0xFFFF)
-        # DIVERGENCE(D?): epmd keeps the connection of a refused registration
+        # DIVERGENCE(D43): epmd keeps the connection of a refused registration
         # open (and exempt from the idle timeout) until the client closes it;
         # we close it after the answer.
         if node is not None:
@@ -1131,7 +1131,7 @@ class PortMapper:
         name = _decode_name(req[1:].split(b"\0", 1)[0])
         node = self._reg.get(name) if name is not None else None
         if node is None or node.conn is None:
-            # DIVERGENCE(D?): epmd follows NOEXIST with STOPPED; its client
+            # DIVERGENCE(D44): epmd follows NOEXIST with STOPPED; its client
             # reads seven bytes, so only NOEXIST is ever seen.
             self._reply(conn, b"NOEXIST")
             return

@@ -40,9 +40,13 @@ The message tracer (``repg2.tools.trace``) plugs in the same way, through
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``):
 
-- Threads cannot be pre-empted: an exit signal that kills a process takes
-  effect at its next :func:`receive` (or :func:`sleep`), or at once if it is
-  blocked in one. Until then :func:`is_process_alive` already answers False.
+- Threads cannot be pre-empted (D1). One liveness rule stands in for
+  pre-emption: the moment a fatal exit signal is accepted, the process is
+  dead to every observer (``is_process_alive`` False, its names free, its
+  monitors and links fired, a new monitor ``'noproc'``, its tables gone).
+  Its thread keeps running until its next call into the runtime
+  (``receive``, ``send``, ``self``, ``spawn``, an ETS write...), where it
+  unwinds before the call does anything.
 - Timeouts are in seconds (Python's unit), not milliseconds.
 - Messages are not copied: a process must not mutate a value it has sent.
 - A process that raises ends with the exception object as its exit reason
@@ -66,6 +70,7 @@ __all__ = [
     "TIMEOUT",
     "DistHook",
     "ErlangError",
+    "ErlangTypeError",
     "ExitError",
     "Pid",
     "Ref",
@@ -144,6 +149,20 @@ class ExitError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.reason, str(self)))
+
+
+class ErlangTypeError(ErlangError, TypeError):
+    """An Erlang error raised where an Erlang function fails a guard or has no matching clause.
+
+    Erlang: none (function_clause and badarg on a guard, as a Python caller expects them)
+
+    Erlang answers a call with a wrong argument type by failing with
+    ``function_clause`` (no clause matched) or ``badarg`` (a BIF's guard).
+    A Python caller expects a ``TypeError``; this is both, and ``.reason``
+    carries Erlang's reason, so code written either way catches it. Each
+    place that raises it is a listed divergence (the message names the
+    Erlang function).
+    """
 
 
 class _ExitSignal(BaseException):
@@ -579,9 +598,15 @@ def current_process_or_none() -> Pid | None:
     """Return the calling thread's pid, without making it a process.
 
     Erlang: none (a check that only exists because plain threads are not processes)
+
+    A thread whose process was killed unwinds here (``_exit_if_killed``).
     """
     proc: _Process | None = getattr(_tls, "proc", None)
-    if proc is None or proc.dead:
+    if proc is None:
+        return None
+    if proc.pending_exit is not None:
+        _exit_if_killed(proc)
+    if proc.dead:
         return None
     return proc.pid
 
@@ -592,6 +617,8 @@ def _current() -> _Process:
     Erlang: none (every Erlang caller is a process; a Python thread becomes one here)
     """
     proc: _Process | None = getattr(_tls, "proc", None)
+    if proc is not None and proc.pending_exit is not None:
+        _exit_if_killed(proc)  # a killed process acts no more: its thread unwinds here
     if proc is None or proc.dead:
         proc = _Process(Pid(None, next(_pid_ids)), spawned=False)
         with _lock:
@@ -650,7 +677,7 @@ def _run(proc: _Process, fun: Callable[..., Any], args: tuple[Any, ...]) -> None
     except ExitError as exc:
         reason = exc.reason
     except BaseException as exc:  # noqa: BLE001 - any crash is the process's exit reason
-        reason = exc
+        reason = exc  # DIVERGENCE(D4): the exception object, not Erlang's {Reason, Stacktrace}
         log.error("Error in process %r with exit value: %r", proc.pid, exc, exc_info=exc)
     finally:
         _terminate(proc, reason)
@@ -776,6 +803,9 @@ def send(dest: Dest, msg: Term) -> Term:
     ``badarg``; ``(name, node)`` on another node goes through the
     distribution and is dropped if nobody has that name there.
     """
+    caller: _Process | None = getattr(_tls, "proc", None)
+    if caller is not None and caller.pending_exit is not None:
+        _exit_if_killed(caller)  # a killed process sends nothing more
     if isinstance(dest, Pid):
         _send_pid(dest, msg)
     elif isinstance(dest, str):
@@ -820,6 +850,7 @@ def _deliver(proc: _Process, msg: Term) -> None:
 
     Erlang: none (queueing a message in the receiver's message queue)
     """
+    # DIVERGENCE(D3): the message object itself is queued, not a copy; a sender must not mutate it.
     with proc.cond:
         if proc.dead:
             return
@@ -853,6 +884,7 @@ def _drop_tagged(tag: Ref) -> None:
     Erlang: none (gen:call in OTP 18 leaves a late reply in the mailbox;
     OTP 24 deactivates the alias instead; we drop it at delivery)
     """
+    # DIVERGENCE(D9): OTP 18 leaves a late reply in the caller's mailbox; we drop it.
     proc = _current()
     with proc.cond:
         proc.dropped[tag] = None
@@ -900,6 +932,7 @@ def _deadline(timeout: Timeout) -> float | None:
 
     Erlang: none (receive ... after T takes milliseconds; see TRANSLATION_NOTES)
     """
+    # DIVERGENCE(D2): seconds (Python's unit), where Erlang counts milliseconds.
     if timeout is None or timeout == "infinity":
         return None
     # Chained, so NaN (every comparison false) and +inf (a deadline no wait accepts) are refused too.
@@ -1284,9 +1317,20 @@ def _exit_signal_to(proc: _Process, frm: Pid, reason: Reason, linked: bool) -> N
 
 
 def _kill(proc: _Process, reason: Reason) -> None:
-    """Mark a process as killed; it unwinds at its next receive.
+    """End a process that a fatal exit signal reached: dead to every observer now, its thread unwinds later.
 
-    Erlang: none (a thread cannot be stopped from outside; see TRANSLATION_NOTES)
+    Erlang: none (a thread cannot be stopped from outside; see TRANSLATION_NOTES D1)
+
+    The one liveness rule of this runtime: from the moment the signal is
+    accepted the process is dead, as a BEAM process is. The killer's thread
+    runs the whole exit (:func:`_terminate`) at once: names are freed,
+    ``'DOWN'`` and link signals go out with ``reason``, its tables go, its
+    mailbox is emptied, so ``is_process_alive`` is False, ``whereis`` says
+    ``'undefined'``, a new monitor fires ``'noproc'`` and the name can be
+    registered again, here and for remote monitors and links alike. The
+    thread itself, which Python cannot stop, is told through
+    ``pending_exit`` and unwinds at its next call into the runtime (see
+    :func:`_exit_if_killed`), before that call does anything.
     """
     with proc.cond:
         if proc.dead or proc.killed:
@@ -1294,6 +1338,34 @@ def _kill(proc: _Process, reason: Reason) -> None:
         proc.killed = True
         proc.pending_exit = reason
         proc.cond.notify_all()
+    # DIVERGENCE(D1): the exit runs on the killer's thread; the victim's thread unwinds at its next runtime call.
+    _terminate(proc, reason)
+
+
+def _check_not_killed() -> None:
+    """Unwind the calling thread now if its process was killed (for runtime code outside this module, e.g. ETS).
+
+    Erlang: none (see _exit_if_killed)
+    """
+    proc: _Process | None = getattr(_tls, "proc", None)
+    if proc is not None and proc.pending_exit is not None:
+        _exit_if_killed(proc)
+
+
+def _exit_if_killed(proc: _Process) -> None:
+    """Unwind the calling thread now if its process was killed (its exit has already run).
+
+    Erlang: none (a killed Erlang process runs no further instruction)
+
+    Called at the top of every runtime entry point a process uses (``self``,
+    ``send``, ``spawn``, ``monitor``, ``link``, ETS writes...), so that a
+    thread still running after its process was killed cannot act: nothing
+    it attempts after the kill takes effect.
+    """
+    if proc.pending_exit is not None:
+        with proc.cond:
+            if proc.pending_exit is not None:
+                _die_now(proc)
 
 
 def _terminate(proc: _Process, reason: Reason) -> None:
@@ -1478,8 +1550,10 @@ def _dist_node_down(lost: str) -> None:
     Erlang: none (the runtime's cleanup when a distribution channel closes)
 
     Called by the distribution *before* it tells ``nodedown`` to
-    ``monitor_nodes`` subscribers, so a pg2 server sees its members' 'DOWN'
-    first, as in Erlang.
+    ``monitor_nodes`` subscribers: in this runtime the ``'DOWN'`` messages
+    of a lost connection come before its ``nodedown``. That is this
+    runtime's own guarantee; Erlang documents no order between the two, and
+    pg2 relies on none.
     """
     exits: list[tuple[_Process, Pid]] = []
     with _lock:

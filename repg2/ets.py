@@ -537,6 +537,7 @@ class _Table:
         self.options = options
         self.owner = owner
         self.store: _Store = _OrderedStore(keypos) if kind == "ordered_set" else _HashStore(kind, keypos)
+        # DIVERGENCE(D18): one lock per table held for a whole BIF, so a match sees one consistent table.
         # Invariant of `lock`: whoever holds it may read and change `store`,
         # `deleted` and `has_lists`; no other thread touches them. Every BIF
         # holds it from its first look at the store to its last, so each BIF
@@ -619,6 +620,8 @@ def _table(tab: Tab, fname: str, write: bool = False) -> _Table:
     Raises:
         ErlangError: ``badarg`` for no such table, or access denied.
     """
+    if write:
+        erlang._check_not_killed()  # a killed process writes nothing more (D1)
     t = _resolve(tab, fname)
     if t is None:
         raise _badarg(fname, f"no such table: {tab!r}")
@@ -731,7 +734,7 @@ def new(name: Atom, options: list[Any]) -> Tab:
             extra[opt[0]] = opt[1]
         elif opt == ("heir", "none"):
             pass
-        elif isinstance(opt, tuple) and len(opt) == 3 and opt[0] == "heir":
+        elif isinstance(opt, tuple) and len(opt) == 3 and opt[0] == "heir":  # DIVERGENCE(D17)
             raise NotImplementedError("ets:new/2: the heir option is not ported; a table dies with its owner")
         else:
             raise _badarg("new/2", f"unknown option: {opt!r}")
@@ -1124,6 +1127,7 @@ def first(tab: Tab) -> Term:
 
     Erlang: ets:first/1
     """
+    # DIVERGENCE(D19): set and bag tables iterate in insertion order (Erlang: hash order).
     return _walk(tab, None, "first/1", forward=True)
 
 
@@ -1170,6 +1174,24 @@ def _variable(p: Any) -> int | None:
     if type(p) is str and len(p) > 1 and p[0] == "$" and p[1:].isascii() and p[1:].isdigit():
         return int(p[1:])
     return None
+
+
+def is_pattern_atom(term: Any) -> bool:
+    """Say whether ``term`` contains an atom that a match pattern reads as a wildcard or variable.
+
+    Erlang: none (db_is_variable in erl_db_util.c, applied to a whole term)
+
+    ``'_'`` matches anything and ``'$N'`` binds, wherever they stand in a
+    pattern, also inside tuples and lists. A key built from such a term
+    cannot be matched as itself.
+    """
+    if type(term) is str:
+        return term == "_" or _variable(term) is not None
+    if isinstance(term, (tuple, list)):
+        return any(is_pattern_atom(x) for x in term)
+    if isinstance(term, dict):
+        return any(is_pattern_atom(k) or is_pattern_atom(v) for k, v in term.items())
+    return False
 
 
 def _any(value: Any, env: dict[int, Any]) -> bool:
@@ -1602,7 +1624,7 @@ def select(tab: Tab, match_spec: MatchSpec) -> list[Term]:
     for clause in match_spec:
         if not (isinstance(clause, tuple) and len(clause) == 3 and isinstance(clause[1], list)):
             raise _badarg("select/2", f"not a (head, guards, body) clause: {clause!r}")
-        head, guards, body = clause
+        head, guards, body = clause  # DIVERGENCE(D16): guards must be [] (pg2 uses none)
         if guards:
             raise _badarg("select/2", f"match-spec guards are not ported: {guards!r}")
         if not isinstance(body, list) or not body:

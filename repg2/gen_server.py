@@ -103,6 +103,7 @@ def _start(name: tuple[str, str] | None, module: Any, args: Any, link: bool, opt
     Erlang: gen:start/6
     Erlang: proc_lib:sync_wait/2
     """
+    # DIVERGENCE(D11): only {local, Name}; {global, Name} and {via, ...} are not ported.
     if name is not None and (
         not isinstance(name, tuple) or len(name) != 2 or name[0] != "local" or not isinstance(name[1], str)
     ):
@@ -423,6 +424,7 @@ def _check_timeout(timeout: Timeout, fun: str) -> None:
         raise erlang.ErlangError("badarg", f"{fun}: bad timeout {timeout!r} (seconds >= 0 or 'infinity')")
 
 
+# DIVERGENCE(D2): the default timeout is 5 seconds, Erlang's 5000 milliseconds.
 def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> Any:
     """Send ``request`` to a server and wait for its reply.
 
@@ -612,8 +614,16 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
     has gone, and never to the caller; we do the same.
 
     Returns:
-        ``(replies, bad_nodes)``: ``replies`` is ``[(node, reply)]`` sorted by
-        node; ``bad_nodes`` lists the nodes that did not answer.
+        ``(replies, bad_nodes)``: ``replies`` is ``[(node, reply)]`` and
+        ``bad_nodes`` the nodes that did not answer, each in the order of
+        ``nodes``, as OTP's ``send_nodes``/``rec_nodes`` leave them. A node
+        named twice is called twice; an entry that is not an atom (a
+        ``str``) is skipped, as OTP skips it.
+
+    Raises:
+        erlang.ErlangTypeError: reason ``'function_clause'`` when ``nodes``
+        is not a list or ``name`` not an atom (the guard of
+        ``multi_call/3,4``; D34).
     """
     if len(args) == 2:
         nodes, name, request, timeout = [erlang.node(), *erlang.nodes()], args[0], args[1], "infinity"
@@ -623,8 +633,11 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
         nodes, name, request, timeout = args
     else:
         raise TypeError("gen_server:multi_call/2,3,4: takes 2 to 4 arguments")
-    if not isinstance(name, str) or not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
-        raise erlang.ErlangError("badarg", f"gen_server:multi_call/4: bad arguments {nodes!r}, {name!r}")
+    if not isinstance(name, str) or not isinstance(nodes, list):  # DIVERGENCE(D34): also a TypeError
+        raise erlang.ErlangTypeError(
+            "function_clause",
+            f"gen_server:multi_call/4: guard is_list(Nodes), is_atom(Name) fails: {nodes!r}, {name!r}",
+        )
     _check_timeout(timeout, "gen_server:multi_call/4")
     if timeout is None or timeout == "infinity":
         return _do_multi_call(nodes, name, request, None)
@@ -660,59 +673,72 @@ def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout
     return msg[2]
 
 
-def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | None) -> Any:
-    """Send every request, then collect replies and 'DOWN's until all are in or time is up.
+def _do_multi_call(nodes: list[Any], name: str, request: Any, timeout: float | None) -> Any:
+    """Send every request, then collect each node's reply or 'DOWN' until all are in or time is up.
 
+    Erlang: gen_server:do_multi_call/4
     Erlang: gen_server:send_nodes/4
     Erlang: gen_server:rec_nodes/4
+    Erlang: gen_server:rec_nodes_rest/5
+
+    ``send_nodes`` monitors ``{Name, Node}`` and sends the request for each
+    atom in ``nodes``, building its list of monitors by prepending;
+    ``rec_nodes`` then waits for each node in turn (reply or 'DOWN'),
+    prepending again, so both result lists come out in ``nodes``' order.
+    When the timer fires, ``rec_nodes_rest`` takes the replies that have
+    already arrived and calls the rest bad. (OTP's two-second probe for
+    nodes too old to monitor a name is left out: every node monitors.)
     """
     me = erlang.self()
     tag = erlang.make_ref()
-    pending: dict[Ref, str] = {}
+    monitors: list[tuple[str, Ref]] = []  # Erlang: Monitors, built by prepending
     with erlang._corked():  # each remote node's monitor and request share one write
-        for node in sorted(set(nodes), key=nodes.index):
+        for node in nodes:
+            if not isinstance(node, str):  # Erlang: skip non-atom Node
+                continue
             mref = erlang.monitor("process", (name, node))
             erlang.send((name, node), ("$gen_call", (me, (tag, node)), request))
-            pending[mref] = node
-    by_node = {node: mref for mref, node in pending.items()}
+            monitors.insert(0, (node, mref))
     replies: list[tuple[str, Any]] = []
     bad: list[str] = []
     deadline = None if timeout is None else erlang._deadline(timeout)
-
-    def is_ours(m: Any) -> bool:
-        """Match a reply ``((tag, node), reply)`` or a 'DOWN' of one of our monitors.
-
-        Erlang: none (the receive patterns of gen_server:rec_nodes/4)
-        """
-        if not isinstance(m, tuple):
-            return False
-        if len(m) == 2 and isinstance(m[0], tuple) and len(m[0]) == 2 and m[0][0] == tag:
-            return True
-        return len(m) == 5 and m[0] == "DOWN" and m[1] in pending
-
-    while pending:
-        wait = "infinity" if deadline is None else max(0.0, deadline - erlang._now())
-        msg = erlang.receive(is_ours, timeout=wait)
-        if msg is TIMEOUT:
-            break
-        if msg[0] == "DOWN":
-            bad.append(pending.pop(msg[1]))
-            continue
-        node = msg[0][1]
-        mref = by_node.get(node)
-        if mref in pending:
-            del pending[mref]
+    timed_out = False
+    for node, mref in monitors:
+        if not timed_out:
+            wait = "infinity" if deadline is None else max(0.0, deadline - erlang._now())
+            msg = erlang.receive(_reply_or_down(tag, node, mref), timeout=wait)
+            timed_out = msg is TIMEOUT
+        if timed_out:  # Erlang: rec_nodes_rest: what has arrived counts, the rest is bad
+            msg = erlang.receive(_reply_or_down(tag, node, mref), timeout=0)
+        if msg is TIMEOUT or msg[0] == "DOWN":
             erlang.demonitor(mref, ["flush"])
-            replies.append((node, msg[1]))
-    for mref, node in pending.items():  # the timer fired: whoever is left is bad
-        erlang.demonitor(mref, ["flush"])
-        bad.append(node)
-    if pending:
+            bad.insert(0, node)
+        else:
+            erlang.demonitor(mref, ["flush"])
+            replies.insert(0, (node, msg[1]))
+    if timed_out:
         # Only a timeout leaves replies that may still come. With every node
         # answered or 'DOWN' none can: a server's reply travels before its
         # 'DOWN', and a lost connection carries nothing more.
         erlang._drop_tagged(tag)
-    return sorted(replies, key=lambda r: r[0]), sorted(bad)
+    return replies, bad
+
+
+def _reply_or_down(tag: Ref, node: str, mref: Ref) -> Callable[[Any], bool]:
+    """Match node's reply ``((tag, node), reply)`` or the 'DOWN' of its monitor.
+
+    Erlang: none (the two receive patterns of gen_server:rec_nodes/7)
+    """
+
+    def match(m: Any) -> bool:
+        """Erlang: none (the receive patterns themselves)"""
+        if not isinstance(m, tuple):
+            return False
+        if len(m) == 2 and m[0] == (tag, node):
+            return True
+        return len(m) == 5 and m[0] == "DOWN" and m[1] == mref
+
+    return match
 
 
 def abcast(*args: Any) -> str:

@@ -72,20 +72,20 @@ This is part of why pg2 is an AP system: its writes are serialised only
 within what each side can see.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``, marked
-``# DIVERGENCE(Gn)`` below):
+``# DIVERGENCE(Dn)`` below):
 
 - Timeouts and sleeps are seconds, not milliseconds (project-wide D2).
 - :func:`random_sleep` draws from Python's ``random`` (OTP 18.3 used the
   ``random`` module, seeded per process, reseeded every 10th round), and the
   sleep itself can be replaced with :func:`set_random_sleep` so that tests
-  need not wait seconds. (G1)
+  need not wait seconds. (D12)
 - Retrying is a loop, not Erlang's tail recursion (Python has no tail
   calls, and ``'infinity'`` retries would overflow the stack).
 - Bad arguments raise :class:`BadArgument` (both an ``ErlangError`` with
   reason ``'badarg'`` and a ``TypeError``) naming the Erlang function,
-  where Erlang raises ``function_clause``. (G2)
+  where Erlang raises ``function_clause``. (D13)
 - A request to the server with a malformed lock id is treated as an
-  unexpected call (a warning, no reply) instead of crashing the server. (G3)
+  unexpected call (a warning, no reply) instead of crashing the server. (D14)
 - The server is started by ``repg2.kernel.boot`` under the node's
   ``kernel_safe_sup`` (a BEAM starts it under ``kernel_sup`` at boot, where
   its death halts the node; D7, D32). As in OTP, this module does not know
@@ -104,6 +104,7 @@ from typing import Any, Literal, NamedTuple, cast
 from repg2 import erlang, ets, gen_server, terms
 from repg2.erlang import Pid, Ref
 
+# DIVERGENCE(D15): only the locks of global.erl are ported (no name registry, no locker, no sync).
 __all__ = [
     "BadArgument",
     "Lock",
@@ -177,7 +178,7 @@ class Lock(NamedTuple):
 class BadArgument(erlang.ErlangError, TypeError):
     """A call of the lock API with arguments Erlang's clauses would not match.
 
-    Erlang: none (Erlang raises function_clause; see DIVERGENCE(G2))
+    Erlang: none (Erlang raises function_clause; see DIVERGENCE(D13))
 
     It is an ``ErlangError`` with reason ``'badarg'`` (as the project reports
     bad arguments to BIFs) and a ``TypeError`` (as Python reports them), so
@@ -314,16 +315,19 @@ def trans(
         within ``retries`` retries (see :func:`set_lock`).
 
     Raises:
-        BadArgument: for bad arguments (also when ``fun`` is not callable),
-            before anything is locked.
+        BadArgument: for a bad id, node list or retries, before anything is
+            locked (D13).
+        erlang.ErlangError: ``('badfun', fun)`` when ``fun`` is not
+            callable, as Erlang's ``Fun()`` fails: *after* the lock was
+            taken, and the lock is released on the way out, as in global.erl.
     """
     _check_id(lock_id, "global:trans/4")
     nodes = _check_nodes(nodes, "global:trans/4")
     _check_retries(retries, "global:trans/4")
-    if not callable(fun):
-        raise BadArgument("global:trans/4", f"not a function: {fun!r}")
     if set_lock(lock_id, nodes, retries):
-        try:
+        try:  # Erlang: try Fun() after del_lock(Id, Nodes) end
+            if not callable(fun):
+                raise erlang.ErlangError(("badfun", fun), f"global:trans/4: {fun!r} is not a function")
             return fun()
         finally:
             del_lock(lock_id, nodes)
@@ -383,7 +387,7 @@ def handle_call(request: Any, from_: tuple[Pid, Any], state: Any) -> Any:
         case "stop":  # Erlang: handle_call(stop, _From, S)
             return ("stop", "normal", "stopped", state)
         case _:  # Erlang: handle_call(Request, From, S): warn, never reply
-            # DIVERGENCE(G3): a malformed lock id lands here; in Erlang it
+            # DIVERGENCE(D14): a malformed lock id lands here; in Erlang it
             # crashes the server in can_set_lock/1 or handle_del_lock/3.
             log.warning(
                 "The global_name_server received an unexpected message:\nhandle_call(%r, %r, _)", request, from_
@@ -421,19 +425,6 @@ def handle_info(msg: Any, state: Any) -> Any:
         case _:  # Erlang: handle_info(Message, S)
             log.warning("The global_name_server received an unexpected message:\nhandle_info(%r, _)", msg)
             return ("noreply", state)
-
-
-def terminate(reason: Any, state: Any) -> str:
-    """Delete the lock tables.
-
-    Erlang: global:terminate/2
-
-    The tables would go with their owner anyway; global deletes them
-    explicitly, and so do we, asserting as Erlang's ``true = ets:delete(...)``.
-    """
-    deleted = [ets.delete(LOCKS), ets.delete(PID_IDS)]
-    assert deleted == [True, True], f"global:terminate/2: true = ets:delete(...) did not match {deleted!r}"
-    return "ok"
 
 
 # == Internal functions ========================================================
@@ -497,6 +488,25 @@ def check_replies(replies: list[tuple[Node, bool]], lock_id: LockId, all_replies
         gen_server.multi_call(true_reply_nodes, SERVER, ("del_lock", lock_id), "infinity")
         return False
     return True  # Erlang: check_replies([], _Id, _Replies) -> true
+
+
+def terminate(reason: Any, state: Any) -> str:
+    """Delete the lock tables.
+
+    Erlang: global:terminate/2
+
+    The tables would go with their owner anyway; global deletes them
+    explicitly with ``true = ets:delete(...)``, a match that crashes if a
+    table was already gone, and so do we. It sits here, among the internal
+    functions, because that is where global.erl defines it.
+    """
+    for table in (LOCKS, PID_IDS):
+        deleted = ets.delete(table)
+        if deleted is not True:  # Erlang: true = ets:delete(Table): a badmatch otherwise
+            raise erlang.ErlangError(
+                ("badmatch", deleted), f"global:terminate/2: true = ets:delete({table}) gave {deleted!r}"
+            )
+    return "ok"
 
 
 def handle_set_lock(lock_id: LockId, pid: Pid, state: Any) -> tuple[bool, Any]:
@@ -678,7 +688,7 @@ def random_sleep(times: int) -> None:
     seconds. The randomness spreads out callers that keep colliding; the
     doubling backs them off when contention lasts.
     """
-    # DIVERGENCE(G1): OTP 18.3 draws with the random module, seeded per
+    # DIVERGENCE(D12): OTP 18.3 draws with the random module, seeded per
     # process and reseeded every 10th round; Python's random is seeded by
     # the OS once per node process, so there is nothing to reseed.
     t_ms = random.randint(1, tmax(times))
@@ -696,7 +706,7 @@ def tmax(times: int) -> int:
 def set_random_sleep(fun: Callable[[float], Any] | None) -> Callable[[float], Any] | None:
     """Make :func:`random_sleep` call ``fun(seconds)`` instead of sleeping; return the old one.
 
-    Erlang: none (a test hook; see DIVERGENCE(G1))
+    Erlang: none (a test hook; see DIVERGENCE(D12))
 
     The random draw stays; only the sleep is replaced, for every process of
     this node (one OS process). ``fun`` may count calls, record the drawn

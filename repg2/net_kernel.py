@@ -128,7 +128,7 @@ def start(
         distributed, or ``('error', reason)`` if it could not start.
     """
     global _distribution, _ticker
-    if "@" not in name:  # DIVERGENCE(N8): no -sname/-name: a bare name lives on 127.0.0.1
+    if "@" not in name:  # DIVERGENCE(D30): no -sname/-name: a bare name lives on 127.0.0.1
         name = f"{name}@127.0.0.1"
     with _kernel_lock:
         if _distribution is not None:

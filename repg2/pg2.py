@@ -36,9 +36,17 @@ and keeps a *full copy* of every group in its own ETS table ``pg2_table``:
   is ever removed by an exchange: pg2 chooses availability (AP) and
   add-only healing.
 
-Differences from OTP: none in behaviour that a test can see, except those
-forced by Python, each marked ``# DIVERGENCE(Dn)`` here and listed in
-``TRANSLATION_NOTES.md``.
+Differences from OTP (each marked ``# DIVERGENCE(Dn)`` where it is made and
+listed in ``TRANSLATION_NOTES.md``; ``grep -n DIVERGENCE repg2/pg2.py``):
+
+- D6: ``join_group``/``leave_group`` catch only ETS's ``badarg`` where
+  pg2.erl catches ``_:_``.
+- D7: pg2 starts the node's kernel on first use (a BEAM boots it first).
+- D8: ``get_closest_pid``'s clock-based choice can be replaced in tests.
+- D10: a group name must be hashable (any Erlang term can be a name).
+- D33: names that ETS matching would read as ``'_'`` or ``'$N'`` are refused.
+- D34: ``join``/``leave`` of a non-pid raise ``ErlangTypeError``
+  (``function_clause``, also a ``TypeError``).
 """
 
 from __future__ import annotations
@@ -259,11 +267,12 @@ def join(name: Name, pid: Pid) -> str | Error:
         ``'ok'``, or ``('error', ('no_such_group', name))``.
 
     Raises:
-        TypeError: when ``pid`` is not a pid (the Erlang clause has the
-        guard ``is_pid(Pid)``; a call that fails it changes nothing).
+        erlang.ErlangTypeError: reason ``'function_clause'``, when ``pid``
+        is not a pid (the only clause has the guard ``is_pid(Pid)``); a call
+        that fails it changes nothing. It is also a ``TypeError`` (D34).
     """
-    if not isinstance(pid, Pid):
-        raise TypeError(f"pg2:join/2: the second argument must be a pid, not {pid!r} (guard is_pid(Pid))")
+    if not isinstance(pid, Pid):  # DIVERGENCE(D34): function_clause, raised as a TypeError too
+        raise erlang.ErlangTypeError("function_clause", f"pg2:join/2: the pid {pid!r} is not a pid (guard is_pid(Pid))")
     _check_name(name, "pg2:join/2")
     ensure_started()
     if not ets.member(TABLE, ("group", name)):
@@ -284,10 +293,13 @@ def leave(name: Name, pid: Pid) -> str | Error:
         ``'ok'``, or ``('error', ('no_such_group', name))``.
 
     Raises:
-        TypeError: when ``pid`` is not a pid (guard ``is_pid(Pid)``).
+        erlang.ErlangTypeError: reason ``'function_clause'``, when ``pid``
+        is not a pid (guard ``is_pid(Pid)``), also a ``TypeError`` (D34).
     """
-    if not isinstance(pid, Pid):
-        raise TypeError(f"pg2:leave/2: the second argument must be a pid, not {pid!r} (guard is_pid(Pid))")
+    if not isinstance(pid, Pid):  # DIVERGENCE(D34): function_clause, raised as a TypeError too
+        raise erlang.ErlangTypeError(
+            "function_clause", f"pg2:leave/2: the pid {pid!r} is not a pid (guard is_pid(Pid))"
+        )
     _check_name(name, "pg2:leave/2")
     ensure_started()
     if not ets.member(TABLE, ("group", name)):
@@ -351,7 +363,7 @@ def _clock_index(length: int) -> int:
 
 # Tests replace this to make get_closest_pid's choice deterministic
 # (see set_random_index); the default is pg2's own clock-based choice.
-_random_index: Callable[[int], int] = _clock_index
+_random_index: Callable[[int], int] = _clock_index  # DIVERGENCE(D8): replaceable for tests
 
 
 def set_random_index(choose: Callable[[int], int] | None) -> None:
@@ -375,6 +387,12 @@ def get_closest_pid(name: Name) -> Pid | Error:
     Returns:
         A pid, ``('error', ('no_process', name))`` for an empty group, or
         ``('error', ('no_such_group', name))``.
+
+    Raises:
+        erlang.ErlangError: ``badarg``, as in Erlang, when the group is
+        deleted between the two reads: ``get_members`` then answers
+        ``{error, {no_such_group, Name}}``, and pg2 takes ``length/1`` of
+        that tuple. pg2 reads without a lock, so this race is real.
     """
     _check_name(name, "pg2:get_closest_pid/1")
     match get_local_members(name):
@@ -385,10 +403,12 @@ def get_closest_pid(name: Name) -> Pid | Error:
             match get_members(name):
                 case []:
                     return ("error", ("no_process", name))
-                case list() as members:
+                case list() as members:  # Erlang: Members -> lists:nth(X rem length(Members) + 1, Members)
                     return members[index_of(len(members))]
-                case error:  # the group was deleted between the two reads
-                    return error
+                case error:  # deleted between the two reads: Erlang takes length/1 of the error tuple
+                    raise erlang.ErlangError(
+                        "badarg", f"pg2:get_closest_pid/1: length({error!r}): the group was deleted"
+                    )
         case list() as members:  # Erlang: Members when is_list(Members)
             return members[_random_index(len(members))]
         case error:  # Erlang: Else -> Else ({error, {no_such_group, Name}})
@@ -407,9 +427,15 @@ def init(args: list[Any]) -> tuple[str, Any]:
     ``('new_pg2', node())`` (which makes it send us its groups) and sends
     *itself* ``('nodeup', node)`` (which makes us send ours): the same
     exchange that a fresh connection triggers. This is how a restarted pg2
-    server refills its table. ``nodes()`` is read *before* subscribing, and
-    the table is made after the messages are sent: both are safe, because
-    none of those messages is handled before ``init`` returns.
+    server refills its table.
+
+    Two orderings look odd and are harmless. ``nodes()`` is read *before*
+    subscribing, so a node that connects in between is neither listed nor
+    announced by a ``nodeup``: nothing is lost, because our table is still
+    empty, and that node's own pg2 server, which saw *us* come up, sends us
+    its groups anyway (or, if its pg2 starts later, greets us with
+    ``new_pg2``). And the table is made after the messages are sent: no
+    message is handled before ``init`` returns, so nothing can need it yet.
     """
     nodes = erlang.nodes()
     net_kernel.monitor_nodes(True)
@@ -434,16 +460,24 @@ def handle_call(request: Any, from_: Any, state: Any) -> tuple[str, ...]:
     does not know is silently skipped here (the client checked only its own
     node). An unexpected request is logged and gets *no reply*: its caller
     waits until its own timeout, as in OTP.
+
+    The clauses match any ``Pid``, as pg2.erl's do: only ``join/2`` and
+    ``leave/2`` guard with ``is_pid``. A ``('join', Name, NotAPid)`` sent
+    straight to the server reaches ``do_monitor``, whose ``node(NotAPid)``
+    fails with ``badarg``: the server crashes, every ``multi_call`` caller
+    sees this node as a bad node (its monitor fires), nobody waits, and the
+    supervisor starts a fresh server that the exchange refills. A leave of a
+    non-pid finds no row and is a no-op.
     """
     match request:
         case ("create", name):  # Erlang: handle_call({create, Name}, _From, S)
             assure_group(name)
             return ("reply", "ok", state)
-        case ("join", name, Pid() as pid):  # Erlang: handle_call({join, Name, Pid}, _From, S)
+        case ("join", name, pid):  # Erlang: handle_call({join, Name, Pid}, _From, S)
             if ets.member(TABLE, ("group", name)):
                 join_group(name, pid)
             return ("reply", "ok", state)
-        case ("leave", name, Pid() as pid):  # Erlang: handle_call({leave, Name, Pid}, _From, S)
+        case ("leave", name, pid):  # Erlang: handle_call({leave, Name, Pid}, _From, S)
             if ets.member(TABLE, ("group", name)):
                 leave_group(name, pid)
             return ("reply", "ok", state)
@@ -489,8 +523,10 @@ def handle_info(msg: Any, state: Any) -> tuple[str, Any]:
     that node's server: each side of a new connection sends, so each side
     ends with the union. ``nodedown`` is ignored: the members on the lost
     node are removed one by one as their monitors fire ``'DOWN'`` with
-    reason ``'noconnection'`` (before ``nodedown`` arrives); the *groups*
-    stay.
+    reason ``'noconnection'``; the *groups* stay. Nothing here depends on
+    which of ``nodedown`` and those ``'DOWN'`` messages comes first (Erlang
+    documents no order between them; this runtime sends the ``'DOWN'``
+    messages first).
     """
     match msg:
         case ("DOWN", Ref() as mref, "process", _pid, _info):  # Erlang: handle_info({'DOWN', MonitorRef, ...}, S)
@@ -534,9 +570,14 @@ def store(all_of_theirs: Any) -> str:
     whatever is left. So if they have P twice and we have P once, we join P
     once more; if *we* have a member they lack, it stays.
 
-    This is the add-only heal: after a partition, a leave or a delete made
-    on one side is undone by the other side's exchange. Deaths are not
-    undone, because every node saw the dead member's 'DOWN' itself.
+    This is the add-only heal. What it can undo is a *delete*: a group
+    deleted on one side of a partition still exists on the other, whose
+    exchange re-creates it, with that side's members. A *leave* made
+    during a clean partition is never undone: by then every node on the
+    leaving side had already dropped the other side's members (their
+    monitors fired ``noconnection``), and the other side never had the
+    leaving side's. Deaths are not undone either: every node saw the dead
+    member's ``'DOWN'`` itself.
     """
     for entry in all_of_theirs:
         if not (isinstance(entry, list) and len(entry) == 2):
@@ -655,7 +696,7 @@ def leave_group(name: Name, pid: Pid) -> Any:
     member_key = ("member", name, pid)
     try:
         count = ets.update_counter(TABLE, member_key, (MEMBER_COUNTER, -1))
-    except erlang.ErlangError:  # Erlang: catch _:_ -> ok (not a member: nothing to do)
+    except erlang.ErlangError:  # DIVERGENCE(D6): Erlang catches _:_; not a member: nothing to do
         return "ok"
     if count == 0:
         _expect(ets.delete(TABLE, ("pid", pid, name)) is True, "pg2:leave_group/2", "true = ets:delete", 0)
@@ -794,19 +835,44 @@ def do_monitor(pid: Pid) -> tuple[Pid, Ref]:
 
 
 def _check_name(name: Any, where: str) -> None:
-    """Reject a group name that cannot be an ETS key here.
+    """Reject a group name that cannot be an ETS key here, or that ETS matching would read as a pattern.
 
     Erlang: none (any Erlang term can be a name; a Python one must be a hashable term)
 
     Checked before anything is read or sent, so the error names the pg2
     function called, not ``ets:member/2`` or ``global:trans/4`` deep inside.
+
+    pg2 finds a group's rows with ``ets:match(pg2_table, {{member, Name,
+    '$1'}, '$2'})``: the name is part of a *pattern*, so a name that is, or
+    contains, the atom ``'_'`` or ``'$1'`` matches other groups' rows (after
+    ``create("real")``, a join and ``create("_")``, ``get_members("_")``
+    would list the member of ``"real"``). Erlang has the same hazard, but
+    only for those odd atoms; here every ``str`` is an atom, so an ordinary
+    name such as ``"_"`` or ``"$1"`` would hit it. Such names are refused
+    (D33).
     """
     if type(name) is str:  # the common case first: get_members is a hot read
+        if name == "_" or name[:1] == "$":
+            _check_pattern_free(name, where)
         return
-    if not isinstance(name, Hashable):
+    if not isinstance(name, Hashable):  # DIVERGENCE(D10): any Erlang term; here a hashable one
         raise TypeError(f"{where}: a group name must be hashable, not {type(name).__name__}: {name!r}")
     if not terms.is_term(name):
         raise TypeError(f"{where}: a group name must be an Erlang term, not {type(name).__name__}: {name!r}")
+    if isinstance(name, (tuple, list, dict)):
+        _check_pattern_free(name, where)
+
+
+def _check_pattern_free(name: Any, where: str) -> None:
+    """Refuse a name that ETS matching would read as a wildcard or variable.
+
+    Erlang: none (see _check_name)
+    """
+    if ets.is_pattern_atom(name):  # DIVERGENCE(D33): Erlang accepts such names and matches them as patterns
+        raise ValueError(
+            f"{where}: the group name {name!r} is, or contains, '_' or '$N', which pg2's ETS match "
+            "patterns would read as a wildcard or variable; choose another name"
+        )
 
 
 def _expect(ok: bool, where: str, erlang_match: str, got: Any) -> None:

@@ -221,7 +221,7 @@ def _execute_call(rex: Pid, fun: Callable[..., Any], args: list[Any]) -> None:
     except ExitError as exc:  # Erlang: catch exit(R) gives {'EXIT', R}
         reply = ("badrpc", ("EXIT", _portable(exc.reason)))
     except Exception as exc:  # noqa: BLE001 - any crash of fun is the caller's badrpc
-        # DIVERGENCE(N7): the exception object (or its repr), not {Reason, Stacktrace}.
+        # DIVERGENCE(D29): the exception object (or its repr), not {Reason, Stacktrace}.
         reply = ("badrpc", ("EXIT", _portable(exc)))
     erlang.send(rex, (erlang.self(), ("reply", reply)))
 

@@ -141,6 +141,7 @@ class _PidOrder:
         return not self.__eq__(other)
 
     def __lt__(self, other: _PidOrder) -> bool:
+        # DIVERGENCE(D21): pids order by this runtime's own (node, id, creation).
         a, b = self.pid, other.pid
         if a.is_local() and b.is_local():
             return bool(a.id < b.id)

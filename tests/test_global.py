@@ -342,8 +342,9 @@ def test_bad_arguments_of_del_lock_and_trans() -> None:
         global_.del_lock("res")
     with pytest.raises(global_.BadArgument, match="global:del_lock/2"):
         global_.del_lock(("res", "req"), ("a@host",))  # type: ignore[arg-type]
-    with pytest.raises(global_.BadArgument, match="global:trans/4.*not a function"):
+    with pytest.raises(erlang.ErlangError, match="global:trans/4.*not a function") as info:
         global_.trans(("res", "req"), "not callable")  # type: ignore[arg-type]
+    assert info.value.reason == ("badfun", "not callable")  # Erlang's Fun() on a non-fun, lock released after
     with pytest.raises(global_.BadArgument, match="global:trans/4"):
         global_.trans(("res", "req"), lambda: 1, None, -3)
     assert rows() == []

@@ -187,6 +187,41 @@ def kill_self() -> None:
     erlang.receive(lambda m: False)
 
 
+# A process busy in plain Python (no receive) until released: the case where a
+# killed thread keeps running while the runtime already treats it as dead.
+_busy_release = threading.Event()
+_busy_threads: list[threading.Thread] = []
+
+
+def _busy(started: threading.Event) -> None:
+    """Spin without calling the runtime until :func:`release_busy`, then receive (where a kill unwinds)."""
+    _busy_threads.append(threading.current_thread())
+    started.set()
+    while not _busy_release.wait(0.001):
+        pass
+    erlang.receive(lambda m: m == "stop")
+
+
+def spawn_busy() -> Pid:
+    """Spawn a busy process (see :func:`_busy`) and return its pid once it spins."""
+    _busy_release.clear()
+    started = threading.Event()
+    pid = erlang.spawn(_busy, started)
+    started.wait(30)
+    return pid
+
+
+def busy_thread_running() -> bool:
+    """Say whether a busy process's thread is still running."""
+    return any(t.is_alive() for t in _busy_threads)
+
+
+def release_busy() -> str:
+    """Let busy processes reach their receive."""
+    _busy_release.set()
+    return "ok"
+
+
 # == pg2 on a node ==============================================================
 
 

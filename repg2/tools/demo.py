@@ -22,6 +22,7 @@ from repg2.testing import Cluster, member_loop
 __all__ = ["run"]
 
 GROUP = "chat"
+LOBBY = "lobby"  # the group deleted on one side of the partition
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
@@ -86,6 +87,18 @@ class _Narrator:
         if not _wait(done):
             raise RuntimeError(f"the nodes did not agree on {want}: {self.views(nodes)}")
 
+    def groups_agree(self, expected: list[str], nodes: list[str] | None = None) -> None:
+        """Wait until every node's ``which_groups()`` is exactly ``expected``; fail if it never is."""
+        want = sorted(expected)
+
+        def done() -> bool:
+            """True once every node knows exactly the expected groups."""
+            return all(sorted(self.cluster.rpc(node, pg2.which_groups)) == want for node in nodes or self.cluster.nodes)
+
+        if not _wait(done):
+            seen = {node: self.cluster.rpc(node, pg2.which_groups) for node in nodes or self.cluster.nodes}
+            raise RuntimeError(f"the nodes did not agree on the groups {want}: {seen}")
+
 
 def run(quiet: bool = False) -> int:
     """Run the demo; return 0 on success."""
@@ -139,27 +152,45 @@ def run(quiet: bool = False) -> int:
         n.show()
 
         n.title(f"Partition: [{a}] | [{b}, {c}]; writes continue on both sides (pg2 is AP)")
+        pg2.create(LOBBY)
+        n.say(f"   first, on {a}: create({LOBBY!r}), a second group, seen on every node")
+        n.groups_agree([GROUP, LOBBY])
         cluster.partition([a], [b, c])
+        n.agree(["alice"], [a])
+        n.agree([], [b, c])
+        n.say("   Each side drops the other side's members: their monitors fire 'noconnection'.")
+        n.say(f"   alice lives on {a}, so {b} and {c} no longer list her; the groups stay everywhere.")
+        n.show()
         dave = cluster.spawn(a, member_loop)
         n.names[dave] = "dave"
         pg2.join(GROUP, dave)
-        n.say(f"   on {a}: join dave -> ok   (only {a}'s side hears of it)")
+        pg2.leave(GROUP, pids["alice"])
+        n.say(f"   on {a}: join dave, leave alice -> ok, ok   (only {a}'s side hears of it)")
         erin = cluster.spawn(b, member_loop)
         n.names[erin] = "erin"
         cluster.rpc(b, pg2.join, GROUP, erin)
-        cluster.rpc(b, pg2.leave, GROUP, pids["alice"])
-        n.say(f"   on {b}: join erin, leave alice -> ok, ok")
-        n.agree(["alice", "dave"], [a])
+        cluster.rpc(b, pg2.delete, LOBBY)
+        n.say(f"   on {b}: join erin, delete({LOBBY!r}) -> ok, ok   (only {b}'s side hears of it)")
+        n.agree(["dave"], [a])
         n.agree(["erin"], [b, c])
+        n.groups_agree([GROUP, LOBBY], [a])
+        n.groups_agree([GROUP], [b, c])
         n.show()
 
         n.title("Heal: the nodes reconnect and exchange their tables, adding what they lack")
         cluster.heal()
-        n.agree(["alice", "dave", "erin"])
+        n.agree(["dave", "erin"])
+        n.groups_agree([GROUP, LOBBY])
         n.show()
-        n.say("   alice is back on every node: the leave made on one side was undone by the other")
-        n.say("   side's exchange. pg2 heals by *adding* only; a leave or delete during a partition")
-        n.say("   does not survive the heal. Deaths do, because every node saw the 'DOWN' itself.")
+        n.say("   dave and erin are everywhere: each side sent its own members, and each node added")
+        n.say("   what it lacked. A member dropped only because its node was out of reach comes back.")
+        n.say("   alice stays gone: she left on her own side, and the other side had dropped her when")
+        n.say("   the connection went, so no side sent her. A leave made in a clean partition holds.")
+        n.say(f"   {LOBBY!r} is back on {b} and {c}: {a} still had it and its exchange re-created it. pg2")
+        n.say("   heals by *adding* only, so a delete made on one side of a partition is undone. Had")
+        n.say(f"   {LOBBY!r} held a live member that only {b}'s side listed, the heal would have brought")
+        n.say("   the group back without her: nothing re-adds a member that no side lists.")
+        n.say("   Deaths stay: every node saw bob's 'DOWN' itself.")
 
         rows = []
         for node in cluster.nodes:

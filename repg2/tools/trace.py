@@ -186,7 +186,9 @@ class _Recorder:
 
     def delivered(self, proc: Any, msg: Any) -> None:
         """Record a message put in a local mailbox, if its sender or receiver is traced."""
-        me = _running()
+        # A 'DOWN' or 'EXIT' is made by the runtime for the process that ended, on whichever
+        # thread ran that exit (the killer's, for a kill): its sender is the pid inside it.
+        me = None if _implied_sender(msg) is not None else _running()
         traced = self.spec.everything or self._traced(proc) or (me is not None and self._traced(me))
         if not traced and me is not None:
             return  # local traffic between untraced processes
