@@ -67,6 +67,7 @@ log = logging.getLogger("repg2.gen_server")
 ServerRef = Pid | str | tuple[str, str]  # a pid, a local name, or (name, node)
 From = tuple[Pid, Ref]  # who to reply to: (caller pid, tag)
 Timeout = float | int | str | None  # seconds, or 'infinity'
+MultiCallResult = tuple[list[tuple[str, Any]], list[str]]  # (replies [(node, reply)], bad_nodes)
 
 DEFAULT_CALL_TIMEOUT = 5  # seconds; gen_server:call/2 waits 5000 ms
 
@@ -446,7 +447,7 @@ def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOU
     me = erlang.self()
     if isinstance(dest, str):
         target = erlang.whereis(dest)
-        if target == "undefined":
+        if not isinstance(target, Pid):  # 'undefined'
             raise ExitError(("noproc", where))
         dest = target
     with erlang._corked():  # a remote server's monitor and request share one write
@@ -547,7 +548,8 @@ def suspend(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
     Erlang: sys:suspend/1
     Erlang: sys:suspend/2
     """
-    return _system_call(server, "suspend", timeout)
+    reply: str = _system_call(server, "suspend", timeout)  # 'ok'
+    return reply
 
 
 def resume(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
@@ -556,7 +558,8 @@ def resume(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
     Erlang: sys:resume/1
     Erlang: sys:resume/2
     """
-    return _system_call(server, "resume", timeout)
+    reply: str = _system_call(server, "resume", timeout)  # 'ok'
+    return reply
 
 
 def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
@@ -592,7 +595,7 @@ def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
 # == Calls to many nodes ===============================================================
 
 
-def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
+def multi_call(*args: Any) -> MultiCallResult:
     """Call the server registered as ``name`` on many nodes at once.
 
     Erlang: gen_server:multi_call/2
@@ -615,6 +618,9 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
         ``(replies, bad_nodes)``: ``replies`` is ``[(node, reply)]`` sorted by
         node; ``bad_nodes`` lists the nodes that did not answer.
     """
+    nodes: Any
+    name: Any
+    timeout: Timeout
     if len(args) == 2:
         nodes, name, request, timeout = [erlang.node(), *erlang.nodes()], args[0], args[1], "infinity"
     elif len(args) == 3:
@@ -626,12 +632,12 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
     if not isinstance(name, str) or not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
         raise erlang.ErlangError("badarg", f"gen_server:multi_call/4: bad arguments {nodes!r}, {name!r}")
     _check_timeout(timeout, "gen_server:multi_call/4")
-    if timeout is None or timeout == "infinity":
+    if not isinstance(timeout, (int, float)):  # 'infinity' or None: _check_timeout refused anything else
         return _do_multi_call(nodes, name, request, None)
     return _multi_call_via_middleman(nodes, name, request, timeout)
 
 
-def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout: float) -> Any:
+def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout: float) -> MultiCallResult:
     """Run a timed multi_call in a helper process so no late reply reaches the caller.
 
     Erlang: gen_server:do_multi_call/4 (the Timeout =/= infinity branch)
@@ -657,10 +663,11 @@ def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout
     erlang.demonitor(mref, ["flush"])
     if msg[0] == "DOWN":
         erlang.exit(msg[4])
-    return msg[2]
+    result: MultiCallResult = msg[2]
+    return result
 
 
-def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | None) -> Any:
+def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | None) -> MultiCallResult:
     """Send every request, then collect replies and 'DOWN's until all are in or time is up.
 
     Erlang: gen_server:send_nodes/4
@@ -699,10 +706,10 @@ def _do_multi_call(nodes: list[str], name: str, request: Any, timeout: float | N
             bad.append(pending.pop(msg[1]))
             continue
         node = msg[0][1]
-        mref = by_node.get(node)
-        if mref in pending:
-            del pending[mref]
-            erlang.demonitor(mref, ["flush"])
+        node_mref = by_node.get(node)
+        if node_mref is not None and node_mref in pending:
+            del pending[node_mref]
+            erlang.demonitor(node_mref, ["flush"])
             replies.append((node, msg[1]))
     for mref, node in pending.items():  # the timer fired: whoever is left is bad
         erlang.demonitor(mref, ["flush"])
