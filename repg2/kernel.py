@@ -73,13 +73,14 @@ def safe_sup() -> erlang.Pid:
     """
     with _boot_lock:
         pid = erlang.whereis(SAFE_SUP)
-        if pid == "undefined":
+        if not isinstance(pid, erlang.Pid):  # 'undefined'
             # Not linked to the caller: the node's supervisor must not die
             # with whichever thread happened to boot it.
             result = _start_unlinked()
             if result[0] != "ok":
                 raise RuntimeError(f"cannot boot {SAFE_SUP}: {result!r}")
             pid = result[1]
+            assert isinstance(pid, erlang.Pid), result  # ('ok', Pid), as Erlang's {ok, Pid} = ... matches
         return pid
 
 
