@@ -378,7 +378,11 @@ def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[st
 def _columns(left: str, right: str, width: int) -> list[str]:
     """Lay two texts out as two columns of ``width`` characters each."""
     lhs, rhs = left.expandtabs(4).splitlines(), right.expandtabs(4).splitlines()
-    cut = lambda s: s if len(s) <= width else s[: width - 1] + "…"  # noqa: E731
+
+    def cut(s: str) -> str:
+        """Fit one line into its column, marking the cut."""
+        return s if len(s) <= width else s[: width - 1] + "…"
+
     rows = []
     for i in range(max(len(lhs), len(rhs))):
         a = cut(lhs[i]) if i < len(lhs) else ""

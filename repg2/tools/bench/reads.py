@@ -42,8 +42,8 @@ def ets_prefix_scan(sizes: Iterable[int], reps: int, full_reps: int) -> list[tup
     for size in sizes:
         tab = ets_table(size)
         assert len(ets.match(tab, prefix_pattern)) == GROUP_SIZE
-        prefix = timed(lambda tab=tab: ets.match(tab, prefix_pattern), reps)
-        full = timed(lambda tab=tab: ets.match(tab, full_pattern), full_reps)
+        prefix = timed(lambda: ets.match(tab, prefix_pattern), reps)
+        full = timed(lambda: ets.match(tab, full_pattern), full_reps)
         rows.append((size, prefix, full))
         ets.delete(tab)
     return rows

@@ -25,9 +25,11 @@ from repg2.tools.bench.measure import Figure, Progress, percentile
 __all__ = ["LOCAL_CASES", "echo", "local_round_trips", "remote_round_trips", "start_raw_echo"]
 
 _HEADER = struct.Struct(">I")  # the distribution's 4-byte frame length, reused by the raw floor
+RoundTrip = Callable[[int], None]  # makes n round trips
+Teardown = Callable[[], object]  # stops what a case started; what it returns is ignored
 
 
-def run_round_trips(round_trip: Callable[[int], None], round_trips: int, repeats: int) -> list[float]:
+def run_round_trips(round_trip: RoundTrip, round_trips: int, repeats: int) -> list[float]:
     """Time ``repeats`` runs of ``round_trips`` round trips; return the mean microseconds of each run."""
     round_trip(round_trips // 10 or 1)  # warm up
     samples = []
@@ -38,7 +40,7 @@ def run_round_trips(round_trip: Callable[[int], None], round_trips: int, repeats
     return samples
 
 
-def queue_floor() -> tuple[Callable[[int], None], Callable[[], None]]:
+def queue_floor() -> tuple[RoundTrip, Teardown]:
     """A ping-pong between this thread and an echo thread over two ``SimpleQueue`` objects."""
     to_echo: queue.SimpleQueue[Any] = queue.SimpleQueue()
     back: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -65,7 +67,7 @@ def pong() -> None:
         erlang.send(msg[0], ("pong", msg[1]))
 
 
-def erlang_ping(selective: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
+def erlang_ping(selective: bool) -> tuple[RoundTrip, Teardown]:
     """A ping-pong between this process and a :func:`pong` process."""
     pid = erlang.spawn(pong)
     me = erlang.self()
@@ -75,7 +77,7 @@ def erlang_ping(selective: bool) -> tuple[Callable[[int], None], Callable[[], No
         for i in range(n):
             erlang.send(pid, (me, i))
             if selective:
-                erlang.receive(lambda m, i=i: m[0] == "pong" and m[1] == i)
+                erlang.receive(lambda m: m[0] == "pong" and m[1] == i)
             else:
                 erlang.receive()
 
@@ -94,7 +96,7 @@ class EchoServer:
         return ("reply", request, state)
 
 
-def gen_server_call() -> tuple[Callable[[int], None], Callable[[], None]]:
+def gen_server_call() -> tuple[RoundTrip, Teardown]:
     """``gen_server.call`` round trips to an :class:`EchoServer`."""
     _ok, pid = gen_server.start(None, EchoServer(), None)
 
@@ -106,7 +108,7 @@ def gen_server_call() -> tuple[Callable[[int], None], Callable[[], None]]:
     return round_trip, lambda: gen_server.stop(pid)
 
 
-LOCAL_CASES: list[tuple[str, str, Callable[[], tuple[Callable[[int], None], Callable[[], None]]]]] = [
+LOCAL_CASES: list[tuple[str, str, Callable[[], tuple[RoundTrip, Teardown]]]] = [
     ("rt.local.floor", "SimpleQueue thread hand-off (floor)", queue_floor),
     ("rt.local.send", "erlang send + receive()", lambda: erlang_ping(selective=False)),
     ("rt.local.selective", "erlang send + selective receive", lambda: erlang_ping(selective=True)),

@@ -71,7 +71,7 @@ def throughput(cluster: Any, n_nodes: int, cfg: Config, reference: dict[str, Any
             counts = []
             for pid in pids:
                 msg = erlang.receive(
-                    lambda m, pid=pid: isinstance(m, tuple) and m[:2] == ("tp_done", pid), timeout=cfg.tp_seconds + 60
+                    lambda m: isinstance(m, tuple) and m[:2] == ("tp_done", pid), timeout=cfg.tp_seconds + 60
                 )
                 counts.append(0 if msg is erlang.TIMEOUT else msg[2])
             total = sum(counts)
