@@ -217,7 +217,8 @@ def _rebuild(obj: Object, items: list[Any]) -> Object:
         return tuple(items)
     make = getattr(cls, "_make", None)
     if make is not None:
-        return make(items)  # type: ignore[no-any-return]
+        made: Object = make(items)
+        return made
     return cls(items)
 
 

@@ -255,7 +255,9 @@ def _dispatch(module: Any, callback: str, state: Any, *args: Any) -> Any:
         log.warning("%r: undefined handle_info/2 got %r", module, args[0])
         return ("noreply", state)
     try:
-        return fun(*args, state)  # type: ignore[misc]
+        if fun is None:  # a missing callback crashes the server, as Erlang's undef does
+            raise TypeError(f"{module!r} has no callback {callback}")
+        return fun(*args, state)
     except ExitError as exc:
         return ("EXIT", exc.reason, exc)
     except Exception as exc:
