@@ -80,41 +80,57 @@ def run(cfg: Config, sections: Iterable[str] = SECTIONS, show_progress: bool = T
     if "reads" in wanted:
         figures += bench_reads(cfg, reference, progress)
     if set(wanted) & {"writes", "throughput", "heal", "roundtrip"}:
-        progress.step(f"starting a cluster of {cfg.node_counts[0]} nodes")
-        remote_at = min(n for n in cfg.node_counts if n >= 2)
-        with Cluster(cfg.node_counts[0], prefix=PREFIX) as cluster:
-            for node in cluster.nodes:
-                cluster.rpc(node, setup, 1.0)
-            for n_nodes in cfg.node_counts:
-                _shrink_to(cluster, n_nodes)
-                if "writes" in wanted:
-                    plural = "s" if n_nodes > 1 else ""
-                    progress.step(f"writes on {n_nodes} node{plural}: join, leave, create, trans, multi_call")
-                    figures += write_latencies(n_nodes, cfg, reference)
-                if "roundtrip" in wanted and n_nodes == remote_at:
-                    progress.step("round trips: two nodes, and raw TCP between them")
-                    figures += remote_round_trips(cluster, cluster.nodes[1], cfg.remote_round_trips, cfg.remote_runs)
-                if "heal" in wanted and n_nodes == 3:
-                    figures += heals(cluster, cfg, reference, progress)
-                if "throughput" in wanted and n_nodes in cfg.tp_nodes:
-                    figures += throughput(cluster, n_nodes, cfg, reference, progress)
-            for node in cluster.live_nodes():
-                cluster.rpc(node, global_.set_random_sleep, None)
+        figures += _on_a_cluster(cfg, wanted, reference, progress)
     progress.finish()
-    # Report order: by section, then by operation (in the order first measured), then by size.
-    section_rank = {s: i for i, s in enumerate(("reads", "writes", "throughput", "heal", "roundtrip"))}
-    name_rank: dict[tuple[str, str], int] = {}
-    for f in figures:
-        name_rank.setdefault((f.section, f.name if f.section != "roundtrip" else f"{f.name} {f.where}"), len(name_rank))
-    figures.sort(
-        key=lambda f: (
-            section_rank[f.section],
-            name_rank[f.section, f.name if f.section != "roundtrip" else f"{f.name} {f.where}"],
-            f.extra.get("nodes") or f.extra.get("other_rows") or f.extra.get("memberships") or 0,
-        )
-    )
     meta["seconds"] = round(time.monotonic() - start, 1)
     meta["load_after"] = list(os.getloadavg())
-    report = {"meta": meta, "figures": [f.as_json() for f in figures], "reference": reference}
+    report = {"meta": meta, "figures": [f.as_json() for f in _in_report_order(figures)], "reference": reference}
     report["targets"] = check_targets(report)
     return report
+
+
+def _on_a_cluster(cfg: Config, wanted: list[str], reference: dict[str, Any], progress: Progress) -> list[Figure]:
+    """Run the cluster sections: start the largest cluster, then measure at each size as it shrinks."""
+    progress.step(f"starting a cluster of {cfg.node_counts[0]} nodes")
+    remote_at = min(n for n in cfg.node_counts if n >= 2)
+    figures: list[Figure] = []
+    with Cluster(cfg.node_counts[0], prefix=PREFIX) as cluster:
+        for node in cluster.nodes:
+            cluster.rpc(node, setup, 1.0)
+        for n_nodes in cfg.node_counts:
+            _shrink_to(cluster, n_nodes)
+            if "writes" in wanted:
+                plural = "s" if n_nodes > 1 else ""
+                progress.step(f"writes on {n_nodes} node{plural}: join, leave, create, trans, multi_call")
+                figures += write_latencies(n_nodes, cfg, reference)
+            if "roundtrip" in wanted and n_nodes == remote_at:
+                progress.step("round trips: two nodes, and raw TCP between them")
+                figures += remote_round_trips(cluster, cluster.nodes[1], cfg.remote_round_trips, cfg.remote_runs)
+            if "heal" in wanted and n_nodes == 3:
+                figures += heals(cluster, cfg, reference, progress)
+            if "throughput" in wanted and n_nodes in cfg.tp_nodes:
+                figures += throughput(cluster, n_nodes, cfg, reference, progress)
+        for node in cluster.live_nodes():
+            cluster.rpc(node, global_.set_random_sleep, None)
+    return figures
+
+
+def _in_report_order(figures: list[Figure]) -> list[Figure]:
+    """Sort figures for the report: by section, then by operation (in the order first measured), then by size."""
+    section_rank = {s: i for i, s in enumerate(("reads", "writes", "throughput", "heal", "roundtrip"))}
+
+    def operation(f: Figure) -> tuple[str, str]:
+        """Name a figure's operation; a round trip is local or remote, so its place is part of it."""
+        return (f.section, f.name if f.section != "roundtrip" else f"{f.name} {f.where}")
+
+    name_rank: dict[tuple[str, str], int] = {}
+    for f in figures:
+        name_rank.setdefault(operation(f), len(name_rank))
+    return sorted(
+        figures,
+        key=lambda f: (
+            section_rank[f.section],
+            name_rank[operation(f)],
+            f.extra.get("nodes") or f.extra.get("other_rows") or f.extra.get("memberships") or 0,
+        ),
+    )
