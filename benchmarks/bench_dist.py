@@ -9,7 +9,7 @@ the same two OS processes, a raw round trip: a plain TCP socket pair
 (TCP_NODELAY) with the same 4-byte framing and a tiny payload, echoed by a
 thread in node ``b``. The ratio is the price of the runtime (pickle, locks,
 mailboxes, thread hand-offs) over the carrier. The measuring code lives in
-``repg2.tools.bench`` (``remote_round_trips``).
+``repg2.tools.bench.roundtrip`` (``remote_round_trips``).
 
 Run from the repository root::
 

@@ -8,8 +8,8 @@ pg2.erl). This script measures that match for a 10-member group in tables of
 same tables. The prefix column should be flat (ratio largest/smallest near 1);
 the full-scan column grows with the table.
 
-The measuring code lives in ``repg2.tools.bench`` (``ets_prefix_scan``); ``python -m
-repg2 bench`` runs the pg2-level version of this measurement with the others.
+The measuring code lives in ``repg2.tools.bench.reads`` (``ets_prefix_scan``); ``python
+-m repg2 bench`` runs the pg2-level version of this measurement with the others.
 
 Run from the repository root::
 

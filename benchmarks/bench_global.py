@@ -13,8 +13,9 @@ first shows why global's locks suit rare contention: a refused client
 sleeps far longer than a lock is held. Figures are wall-clock on this
 machine; they compare shapes, not machines.
 
-What runs on the nodes (``setup``, ``one_trans``, ``trans_client``, the
-counting back-off sleep) lives in ``repg2.tools.bench``, importable by every node.
+What runs on the nodes lives in ``repg2.tools.bench``, importable by every node:
+``setup`` and the counting back-off sleep in ``nodes``, ``one_trans`` and
+``trans_client`` in ``writes``.
 
 Run from the repository root::
 

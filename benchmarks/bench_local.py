@@ -14,8 +14,8 @@ value to another thread and back. This script measures, in one run:
 Each is run ``repeats`` times; a run is ``round_trips`` round trips and gives
 the mean time of one round trip. The table shows the median over the runs,
 the min-max range, and the median's ratio to the floor's median. The cases
-live in ``repg2.tools.bench`` (``local_round_trips``), which ``python -m repg2
-bench`` runs too.
+live in ``repg2.tools.bench.roundtrip`` (``local_round_trips``), which ``python -m
+repg2 bench`` runs too.
 
 Run from the repository root::
 

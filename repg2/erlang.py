@@ -1406,8 +1406,8 @@ def _terminate(proc: _Process, reason: Reason) -> None:
         elif _dist is not None:
             _dist.monitor_exit(item, watcher, ref, reason)
     # A process killed by 'kill' tells its links 'killed', never 'kill'.
-    for other in links:
-        _exit_signal(proc, other, reason, linked=True)
+    for peer in links:
+        _exit_signal(proc, peer, reason, linked=True)
     if _dist is not None:
         for ref, target in monitors.items():
             if not (isinstance(target, Pid) and target.is_local()) and not (

@@ -217,7 +217,8 @@ def _rebuild(obj: Object, items: list[Any]) -> Object:
         return tuple(items)
     make = getattr(cls, "_make", None)
     if make is not None:
-        return make(items)  # type: ignore[no-any-return]
+        made: Object = make(items)
+        return made
     return cls(items)
 
 
@@ -361,7 +362,7 @@ class _OrderedStore:
 
     def __init__(self, keypos: int) -> None:
         self.keypos = keypos
-        self.tree: SortedDict = SortedDict()
+        self.tree: SortedDict[terms.Key, Object] = SortedDict()
 
     @property
     def size(self) -> int:
@@ -462,7 +463,7 @@ class _OrderedStore:
         its public ``irange`` costs about 9 µs of Python per call, more than
         the rest of a 10-member pg2 read.
         """
-        keys = self.tree._list
+        keys: Any = self.tree._list  # type: ignore[attr-defined]  # the private SortedList: not in the stubs
         lists, maxes = keys._lists, keys._maxes
         lower, upper = (terms.TUPLE, size, prefix), (terms.TUPLE, size, (*prefix, _ABOVE_EVERY_TERM))
         pos = bisect.bisect_left(maxes, lower)
@@ -923,7 +924,7 @@ def _counter_ops(op: Any, keypos: int) -> tuple[list[tuple[int, int, int | None,
     ops = [op] if single else op
     if not isinstance(ops, list):
         raise _badarg("update_counter/3", f"not an update operation: {op!r}")
-    parsed = []
+    parsed: list[tuple[int, int, int | None, int | None]] = []
     for one in ops:
         if isinstance(one, tuple) and len(one) == 2 and _is_int(one[0]) and _is_int(one[1]):
             parsed.append((one[0], one[1], None, None))  # Erlang: {Pos, Incr}
@@ -1560,7 +1561,7 @@ def match_delete(tab: Tab, pattern: Pattern) -> bool:
             if matcher(obj, {}):
                 doomed.append(obj)
         for obj in doomed:
-            t.store.remove(t.store.keyof(obj[t.keypos - 1]), lambda stored, obj=obj: stored is obj)
+            t.store.remove(t.store.keyof(obj[t.keypos - 1]), lambda stored: stored is obj)  # called at once
     return True
 
 

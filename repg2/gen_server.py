@@ -67,6 +67,7 @@ log = logging.getLogger("repg2.gen_server")
 ServerRef = Pid | str | tuple[str, str]  # a pid, a local name, or (name, node)
 From = tuple[Pid, Ref]  # who to reply to: (caller pid, tag)
 Timeout = float | int | str | None  # seconds, or 'infinity'
+MultiCallResult = tuple[list[tuple[str, Any]], list[str]]  # (replies [(node, reply)], bad_nodes)
 
 DEFAULT_CALL_TIMEOUT = 5  # seconds; gen_server:call/2 waits 5000 ms
 
@@ -255,7 +256,9 @@ def _dispatch(module: Any, callback: str, state: Any, *args: Any) -> Any:
         log.warning("%r: undefined handle_info/2 got %r", module, args[0])
         return ("noreply", state)
     try:
-        return fun(*args, state)  # type: ignore[misc]
+        if fun is None:  # a missing callback crashes the server, as Erlang's undef does
+            raise TypeError(f"{module!r} has no callback {callback}")
+        return fun(*args, state)
     except ExitError as exc:
         return ("EXIT", exc.reason, exc)
     except Exception as exc:
@@ -448,7 +451,7 @@ def call(server: ServerRef, request: Any, timeout: Timeout = DEFAULT_CALL_TIMEOU
     me = erlang.self()
     if isinstance(dest, str):
         target = erlang.whereis(dest)
-        if target == "undefined":
+        if not isinstance(target, Pid):  # 'undefined'
             raise ExitError(("noproc", where))
         dest = target
     with erlang._corked():  # a remote server's monitor and request share one write
@@ -549,7 +552,8 @@ def suspend(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
     Erlang: sys:suspend/1
     Erlang: sys:suspend/2
     """
-    return _system_call(server, "suspend", timeout)
+    reply: str = _system_call(server, "suspend", timeout)  # 'ok'
+    return reply
 
 
 def resume(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
@@ -558,7 +562,8 @@ def resume(server: ServerRef, timeout: Timeout = DEFAULT_CALL_TIMEOUT) -> str:
     Erlang: sys:resume/1
     Erlang: sys:resume/2
     """
-    return _system_call(server, "resume", timeout)
+    reply: str = _system_call(server, "resume", timeout)  # 'ok'
+    return reply
 
 
 def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
@@ -594,7 +599,7 @@ def _system_call(server: ServerRef, request: Any, timeout: Timeout) -> Any:
 # == Calls to many nodes ===============================================================
 
 
-def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
+def multi_call(*args: Any) -> MultiCallResult:
     """Call the server registered as ``name`` on many nodes at once.
 
     Erlang: gen_server:multi_call/2
@@ -625,6 +630,9 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
         is not a list or ``name`` not an atom (the guard of
         ``multi_call/3,4``; D34).
     """
+    nodes: Any
+    name: Any
+    timeout: Timeout
     if len(args) == 2:
         nodes, name, request, timeout = [erlang.node(), *erlang.nodes()], args[0], args[1], "infinity"
     elif len(args) == 3:
@@ -639,12 +647,12 @@ def multi_call(*args: Any) -> tuple[list[tuple[str, Any]], list[str]]:
             f"gen_server:multi_call/4: guard is_list(Nodes), is_atom(Name) fails: {nodes!r}, {name!r}",
         )
     _check_timeout(timeout, "gen_server:multi_call/4")
-    if timeout is None or timeout == "infinity":
+    if not isinstance(timeout, (int, float)):  # 'infinity' or None: _check_timeout refused anything else
         return _do_multi_call(nodes, name, request, None)
     return _multi_call_via_middleman(nodes, name, request, timeout)
 
 
-def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout: float) -> Any:
+def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout: float) -> MultiCallResult:
     """Run a timed multi_call in a helper process so no late reply reaches the caller.
 
     Erlang: gen_server:do_multi_call/4 (the Timeout =/= infinity branch)
@@ -670,10 +678,11 @@ def _multi_call_via_middleman(nodes: list[str], name: str, request: Any, timeout
     erlang.demonitor(mref, ["flush"])
     if msg[0] == "DOWN":
         erlang.exit(msg[4])
-    return msg[2]
+    result: MultiCallResult = msg[2]
+    return result
 
 
-def _do_multi_call(nodes: list[Any], name: str, request: Any, timeout: float | None) -> Any:
+def _do_multi_call(nodes: list[Any], name: str, request: Any, timeout: float | None) -> MultiCallResult:
     """Send every request, then collect each node's reply or 'DOWN' until all are in or time is up.
 
     Erlang: gen_server:do_multi_call/4

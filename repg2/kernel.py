@@ -70,7 +70,7 @@ def init(args: Any) -> Any:
     included).
     """
     # DIVERGENCE(D32): OTP starts these two under kernel_sup (intensity 0: their death halts the node).
-    children = [
+    children: list[tuple[Any, ...]] = [
         (rpc.NAME, (rpc.start_link, []), "permanent", SHUTDOWN, "worker", ["rpc"]),
         (global_.SERVER, (global_.start_link, []), "permanent", SHUTDOWN, "worker", ["global"]),
     ]

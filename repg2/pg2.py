@@ -403,13 +403,15 @@ def get_closest_pid(name: Name) -> Pid | Error:
             match get_members(name):
                 case []:
                     return ("error", ("no_process", name))
-                case list() as members:  # Erlang: Members -> lists:nth(X rem length(Members) + 1, Members)
+                case members if isinstance(
+                    members, list
+                ):  # Erlang: Members -> lists:nth(X rem length(Members) + 1, ...)
                     return members[index_of(len(members))]
                 case error:  # deleted between the two reads: Erlang takes length/1 of the error tuple
                     raise erlang.ErlangError(
                         "badarg", f"pg2:get_closest_pid/1: length({error!r}): the group was deleted"
                     )
-        case list() as members:  # Erlang: Members when is_list(Members)
+        case members if isinstance(members, list):  # Erlang: Members when is_list(Members)
             return members[_random_index(len(members))]
         case error:  # Erlang: Else -> Else ({error, {no_such_group, Name}})
             return error
@@ -789,7 +791,7 @@ def ensure_started() -> Any:
     pid = erlang.whereis(SERVER)
     if pid == "undefined":
         kernel.boot()  # DIVERGENCE(D7): a BEAM boots kernel_safe_sup before any code runs
-        child_spec = (SERVER, (start_link, []), "permanent", 1.0, "worker", [SERVER])
+        child_spec: tuple[Any, ...] = (SERVER, (start_link, []), "permanent", 1.0, "worker", [SERVER])
         return supervisor.start_child(kernel.SAFE_SUP, child_spec)
     return ("ok", pid)
 

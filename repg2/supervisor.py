@@ -153,7 +153,8 @@ def which_children(sup: SupRef) -> list[tuple[Any, Any, str, Any]]:
 
     Erlang: supervisor:which_children/1
     """
-    return gen_server.call(sup, "which_children", "infinity")
+    children: list[tuple[Any, Any, str, Any]] = gen_server.call(sup, "which_children", "infinity")
+    return children
 
 
 def count_children(sup: SupRef) -> list[tuple[str, int]]:
@@ -161,7 +162,8 @@ def count_children(sup: SupRef) -> list[tuple[str, int]]:
 
     Erlang: supervisor:count_children/1
     """
-    return gen_server.call(sup, "count_children", "infinity")
+    counts: list[tuple[str, int]] = gen_server.call(sup, "count_children", "infinity")
+    return counts
 
 
 # == The supervisor as a gen_server =============================================
@@ -258,6 +260,7 @@ class _Supervisor:
 
         Erlang: supervisor:handle_call/3
         """
+        child: Child | None  # the child the request names; None when it names no known child
         match request:
             case ("start_child", spec):  # Erlang: handle_call({start_child, ChildSpec}, ...)
                 try:

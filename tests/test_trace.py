@@ -18,7 +18,8 @@ from repg2 import erlang, pg2
 from repg2.erlang import Pid, Ref
 from repg2.testing import Cluster, member_loop, stop_pg2
 from repg2.tools import trace
-from repg2.tools.trace import Event, Tracer, format_term, tag_of
+from repg2.tools.drawing import format_term
+from repg2.tools.trace import Event, Tracer, tag_of
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -87,8 +87,8 @@ SECTIONS: list[tuple[str, list[str], str]] = [
         "Tools: test suites, tracing, the shell",
         ["pg2_SUITE", "slave", "dbg", "io_lib", "c", "init", "net_adm"],
         "What OTP's test suites, `dbg` and the Erlang shell do for a reader at work: "
-        "{py:mod}`repg2.testing.checks`, {py:mod}`repg2.testing.cluster`, {py:mod}`repg2.tools.trace` and "
-        "{py:mod}`repg2.tools.shell`.",
+        "{py:mod}`repg2.testing.checks`, {py:mod}`repg2.testing.cluster`, {py:mod}`repg2.tools.trace`, "
+        "{py:mod}`repg2.tools.drawing` and {py:mod}`repg2.tools.shell`.",
     ),
 ]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from repg2 import ets, pg2
 from repg2.erlang import Pid, Ref
-from repg2.tools.trace import format_term
+from repg2.tools.drawing import format_term
 
 __all__ = ["KINDS", "Rows", "pg2_rows", "show"]
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from repg2 import pg2
 from repg2.erlang import Pid
-from repg2.tools.trace import Picture
+from repg2.tools.drawing import Picture
 
 __all__ = ["Sample", "ViewTimeline"]
 

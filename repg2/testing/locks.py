@@ -116,7 +116,7 @@ class Counter:
 def start_counter() -> Pid:
     """Start the counter server on this node, unlinked (it must outlive the rpc that starts it)."""
     result = gen_server.start(("local", COUNTER), Counter(), [])
-    assert result[0] == "ok", result
+    assert result[0] == "ok" and isinstance(result[1], Pid), result
     return result[1]
 
 

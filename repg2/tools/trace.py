@@ -48,9 +48,10 @@ with a traced send and drops the rest.
 
 Timestamps are wall-clock seconds (``time.time``), comparable between the
 nodes of one host; the log and the picture show milliseconds since
-:meth:`Tracer.start`. Terms are printed in Erlang syntax (``{join,chat,<b.42.0>}``);
-a pid prints as ``<node.id.0>``, the short node name standing where Erlang
-prints a node index.
+:meth:`Tracer.start`. Terms are printed in Erlang syntax (``{join,chat,<b.42.0>}``)
+by :func:`repg2.tools.drawing.format_term`; a pid prints as ``<node.id.0>``, the
+short node name standing where Erlang prints a node index. The diagram is a
+:class:`repg2.tools.drawing.Picture`.
 
 Pitfalls: a node started after :meth:`Tracer.start` (``Cluster.restart``) is
 not traced; a node that died loses its records. Tracing holds every
@@ -59,11 +60,9 @@ recorded event in memory until the stop (at most ``limit`` per node).
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import pickle
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -72,17 +71,15 @@ from typing import Any, NamedTuple
 
 from repg2 import erlang
 from repg2.erlang import Pid, Ref
+from repg2.tools.drawing import Picture, format_term, short_node
 
 __all__ = [
     "Event",
     "Message",
-    "Picture",
     "SequenceDiagram",
     "Trace",
     "Tracer",
-    "format_term",
     "is_tracing",
-    "render",
     "tag_of",
 ]
 
@@ -560,48 +557,7 @@ def _build(
     return Trace(nodes, messages, kept, names, dict(aliases), order, t0, dropped, missing, watched)
 
 
-# == Printing terms and tags ===================================================================
-
-_BARE_ATOM = re.compile(r"^[a-z][A-Za-z0-9_@]*$")
-
-
-def short_node(node: Node) -> str:
-    """Return the short name of a node: ``'b'`` for ``'b@127.0.0.1'``."""
-    return node.split("@", 1)[0]
-
-
-def format_term(term: Any, limit: int | None = None) -> str:
-    """Print a term in Erlang syntax: ``{'$gen_call',{<a.87.0>,#Ref<a.12>},{join,chat,<b.40.0>}}``.
-
-    Erlang: io_lib:format/2 (the ~p directive, without line breaks)
-
-    Strings are atoms (the project's convention), quoted when Erlang would
-    quote them; tuples are ``{}``, lists ``[]``, booleans ``true``/``false``.
-    A pid prints as ``<node.id.0>`` and a reference as ``#Ref<node.id>``:
-    the short node name stands where Erlang prints a node index. With
-    ``limit``, the text is cut to that many characters, ending in ``...``.
-    """
-    text = _term(term)
-    if limit is not None and len(text) > limit:
-        return text[: max(0, limit - 3)] + "..."
-    return text
-
-
-def _term(term: Any) -> str:
-    """Print one term (see :func:`format_term`)."""
-    if isinstance(term, bool):
-        return "true" if term else "false"
-    if isinstance(term, str):
-        return term if _BARE_ATOM.match(term) else "'" + term.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(term, Pid):
-        return f"<{short_node(term.node)}.{term.id}.0>"
-    if isinstance(term, Ref):
-        return f"#Ref<{short_node(term.node)}.{term.id}>"
-    if isinstance(term, tuple):
-        return "{" + ",".join(_term(t) for t in term) + "}"
-    if isinstance(term, list):
-        return "[" + ",".join(_term(t) for t in term) + "]"
-    return repr(term)
+# == Labels: what the diagram writes on an arrow ================================================
 
 
 def _is_tag(term: Any) -> bool:
@@ -612,7 +568,7 @@ def _is_tag(term: Any) -> bool:
 def _head(term: Any) -> str:
     """Return the tag of a request: its first atom, or the term itself when short."""
     if isinstance(term, tuple) and term and isinstance(term[0], str):
-        return _term(term[0]) if not _BARE_ATOM.match(term[0]) else term[0]
+        return format_term(term[0])  # an atom, quoted if Erlang would quote it
     return format_term(term, 16)
 
 
@@ -825,7 +781,7 @@ class Trace:
         return self.diagram().png()
 
 
-# == The picture ===============================================================================
+# == The sequence diagram ======================================================================
 
 _STYLE = {  # kind: (colour, line style, what the legend calls it)
     "call": ("#1f5fa8", "-", "call ($gen_call, system)"),
@@ -850,54 +806,6 @@ class _Lifeline:
     node: Node
     label: str
     x: float = 0.0
-
-
-class Picture:
-    """A matplotlib figure that shows itself in Jupyter and saves itself as SVG or PNG.
-
-    The figure is drawn on first use (by ``draw``, or by a subclass's
-    ``_draw``), without pyplot, so no GUI backend is involved and nothing is
-    left open. In Jupyter the picture displays as PNG.
-    """
-
-    def __init__(self, figure: Any = None) -> None:
-        self._figure = figure
-
-    @property
-    def figure(self) -> Any:
-        """The matplotlib ``Figure``, drawn on first use."""
-        if self._figure is None:
-            self._figure = self._draw()
-        return self._figure
-
-    def _draw(self) -> Any:
-        """Draw the figure (subclasses do)."""
-        raise NotImplementedError
-
-    def save(self, path: str | Path, dpi: int = 130) -> Path:
-        """Write the picture as SVG or PNG, chosen by the suffix; return the path.
-
-        The SVG carries no date and stable ids, so saving the same picture
-        twice gives the same file.
-        """
-        path = Path(path)
-        fmt = path.suffix.lstrip(".").lower()
-        if fmt not in ("svg", "png"):
-            raise ValueError(f"repg2.tools.trace: save as .svg or .png, not {path.name!r}")
-        path.write_bytes(render(self.figure, fmt, dpi))
-        return path
-
-    def svg(self) -> str:
-        """Return the picture as SVG text."""
-        return render(self.figure, "svg").decode("utf-8")
-
-    def png(self, dpi: int = 100) -> bytes:
-        """Return the picture as PNG bytes."""
-        return render(self.figure, "png", dpi)
-
-    def _repr_png_(self) -> bytes:
-        """Show the picture in Jupyter."""
-        return self.png()
 
 
 class SequenceDiagram(Picture):
@@ -1072,21 +980,6 @@ class SequenceDiagram(Picture):
             handles.append(Line2D([], [], color="#555555", marker="o", ls="none", label="sender unknown"))
         if handles:
             fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
-
-
-def render(figure: Any, fmt: str, dpi: int = 100) -> bytes:
-    """Render a matplotlib figure as SVG or PNG bytes that do not change from run to run.
-
-    No date in the SVG, fixed element ids, text kept as text (so the SVG
-    is small and searchable), the bounding box fitted to what is drawn.
-    """
-    import matplotlib
-
-    buffer = io.BytesIO()
-    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    with matplotlib.rc_context({"svg.hashsalt": "repg2", "svg.fonttype": "none"}):
-        figure.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def _fit(text: str, width: int) -> str:

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypedDict
 
 __all__ = ["Translation", "erlang_functions", "pg2_functions", "side_by_side", "translations"]
 
@@ -349,7 +350,16 @@ def python_text(t: Translation, root: Path | None = None) -> str:
     return "\n".join(lines[t.line - 1 : (t.end_line or t.line)])
 
 
-def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[str, object]:
+class SideBySide(TypedDict):
+    """What :func:`side_by_side_report` returns."""
+
+    module: str
+    pairs: list[tuple[str, str, list[tuple[Translation, str]]]]  # (erlang_name, erlang_text, [(t, python_text)])
+    untranslated: list[str]  # Erlang functions with no Python counterpart
+    dangling: list[str]  # Python cross-references to functions of this module that the file does not have
+
+
+def side_by_side_report(erlang_source: str, root: Path | None = None) -> SideBySide:
     """Pair each Erlang function's text with its Python translations' text.
 
     Returns:
@@ -364,7 +374,7 @@ def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[st
     by_erlang: dict[str, list[Translation]] = {}
     for t in found:
         by_erlang.setdefault(t.erlang, []).append(t)
-    pairs = []
+    pairs: list[tuple[str, str, list[tuple[Translation, str]]]] = []
     for function, text in texts.items():
         name = f"{module}:{function}"
         pairs.append((name, text, [(t, python_text(t, root)) for t in by_erlang.get(name, [])]))
@@ -378,7 +388,11 @@ def side_by_side_report(erlang_source: str, root: Path | None = None) -> dict[st
 def _columns(left: str, right: str, width: int) -> list[str]:
     """Lay two texts out as two columns of ``width`` characters each."""
     lhs, rhs = left.expandtabs(4).splitlines(), right.expandtabs(4).splitlines()
-    cut = lambda s: s if len(s) <= width else s[: width - 1] + "…"  # noqa: E731
+
+    def cut(s: str) -> str:
+        """Fit one line into its column, marking the cut."""
+        return s if len(s) <= width else s[: width - 1] + "…"
+
     rows = []
     for i in range(max(len(lhs), len(rhs))):
         a = cut(lhs[i]) if i < len(lhs) else ""
@@ -396,7 +410,7 @@ def format_side_by_side_text(erlang_source: str, width: int = 160, root: Path | 
     report = side_by_side_report(erlang_source, root)
     column = max(30, (width - 3) // 2)
     out: list[str] = []
-    for name, text, translated in report["pairs"]:  # type: ignore[attr-defined]
+    for name, text, translated in report["pairs"]:
         if not translated:
             out.append(f"=== {name}  ->  no Python translation")
             out.extend(_columns(text, "", column))
@@ -407,9 +421,8 @@ def format_side_by_side_text(erlang_source: str, width: int = 160, root: Path | 
             out.append(f"=== {name}{note}  ->  {t.python}  ({t.path}:{t.line})")
             out.extend(_columns(text, py, column))
             out.append("")
-    untranslated: list[str] = report["untranslated"]  # type: ignore[assignment]
-    dangling: list[str] = report["dangling"]  # type: ignore[assignment]
-    total = len(report["pairs"])  # type: ignore[arg-type]
+    untranslated, dangling = report["untranslated"], report["dangling"]
+    total = len(report["pairs"])
     out.append(f"{total - len(untranslated)} of {total} Erlang functions have a Python translation.")
     if untranslated:
         out.append("Without one: " + ", ".join(untranslated))
@@ -423,7 +436,7 @@ def format_side_by_side_html(erlang_source: str, root: Path | None = None) -> st
     import html
 
     report = side_by_side_report(erlang_source, root)
-    module = html.escape(str(report["module"]))
+    module = html.escape(report["module"])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -434,7 +447,7 @@ def format_side_by_side_html(erlang_source: str, root: Path | None = None) -> st
         ".none{color:#b00}</style></head><body>",
         f"<h1>{module}.erl beside its Python translation</h1>",
     ]
-    for name, text, translated in report["pairs"]:  # type: ignore[attr-defined]
+    for name, text, translated in report["pairs"]:
         label = html.escape(name)
         if not translated:
             parts.append(f'<h2>{label} <span class="none">no Python translation</span></h2>')
@@ -445,8 +458,7 @@ def format_side_by_side_html(erlang_source: str, root: Path | None = None) -> st
             where = html.escape(f"{t.python} ({t.path}:{t.line})")
             parts.append(f"<h2>{label}{note} &rarr; <code>{where}</code></h2>")
             parts.append(f'<div class="row"><pre>{html.escape(text)}</pre><pre>{html.escape(py)}</pre></div>')
-    untranslated: list[str] = report["untranslated"]  # type: ignore[assignment]
-    dangling: list[str] = report["dangling"]  # type: ignore[assignment]
+    untranslated, dangling = report["untranslated"], report["dangling"]
     if untranslated:
         parts.append("<p>Without a translation: " + html.escape(", ".join(untranslated)) + "</p>")
     if dangling:
