@@ -49,7 +49,7 @@ with a traced send and drops the rest.
 Timestamps are wall-clock seconds (``time.time``), comparable between the
 nodes of one host; the log and the picture show milliseconds since
 :meth:`Tracer.start`. Terms are printed in Erlang syntax (``{join,chat,<b.42.0>}``);
-a pid prints as ``<node.id.0>``, the short node name standing where Erlang
+a pid prints as ``<node.number.serial>``, the short node name standing where Erlang
 prints a node index.
 
 Pitfalls: a node started after :meth:`Tracer.start` (``Cluster.restart``) is
@@ -643,7 +643,7 @@ def format_term(term: Any, limit: int | None = None) -> str:
 
     Strings are atoms (the project's convention), quoted when Erlang would
     quote them; tuples are ``{}``, lists ``[]``, booleans ``true``/``false``.
-    A pid prints as ``<node.id.0>`` and a reference as ``#Ref<node.id>``:
+    A pid prints as ``<node.number.serial>`` and a reference as ``#Ref<node.words>``:
     the short node name stands where Erlang prints a node index. With
     ``limit``, the text is cut to that many characters, ending in ``...``.
     """
@@ -663,9 +663,12 @@ def _term(term: Any) -> str:
     if isinstance(term, str):
         return term if _BARE_ATOM.match(term) else "'" + term.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(term, Pid):
-        return f"<{short_node(term.node)}.{term.id}.0>"
-    if isinstance(term, Ref):
-        return f"#Ref<{short_node(term.node)}.{term.id}>"
+        return f"<{short_node(term.node)}.{term.number}.{term.serial}>"
+    if isinstance(term, Ref):  # its words, last first, without the zero words on top: #Ref<a.9>
+        words = list(term.words) or [0]
+        while len(words) > 1 and words[-1] == 0:
+            words.pop()
+        return f"#Ref<{short_node(term.node)}.{'.'.join(map(str, reversed(words)))}>"
     if isinstance(term, tuple):
         return "{" + ",".join(_term(t) for t in term) + "}"
     if isinstance(term, list):

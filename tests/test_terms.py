@@ -99,12 +99,21 @@ def test_bool_is_an_atom_not_a_number() -> None:
     assert exact_key(True) != exact_key(1)
 
 
-def test_pids_and_refs_order_by_node_id_creation() -> None:
-    """Pids order among themselves by (node, id, creation), refs likewise."""
-    pids = [erlang.Pid("b@h", 1, 2), erlang.Pid("a@h", 9, 1), erlang.Pid("b@h", 1, 1), erlang.Pid("a@h", 2, 5)]
-    assert sorted(pids, key=term_key) == sorted(pids, key=lambda p: p._key())
-    refs = [erlang.Ref("b@h", 1, 0), erlang.Ref("a@h", 2, 0)]
-    assert sorted(refs, key=term_key) == [refs[1], refs[0]]
+def test_pids_order_by_serial_number_node_creation_and_refs_by_node_creation_words() -> None:
+    """OTP 25's order: pids by serial, number, node, creation; refs by node, creation, then words from the last."""
+    serial_1 = 1 << 32  # a pid's id is Serial << 32 | Number
+    pids = [
+        erlang.Pid("a@h", serial_1 | 1, 1),  # <a@h.1.1>: a higher serial sorts after any number
+        erlang.Pid("b@h", 2, 1),
+        erlang.Pid("b@h", 1, 2),
+        erlang.Pid("a@h", 2, 5),
+        erlang.Pid("b@h", 1, 1),
+    ]
+    assert sorted(pids, key=term_key) == [pids[4], pids[2], pids[3], pids[1], pids[0]]
+    assert sorted(pids, key=term_key) == sorted(pids, key=lambda p: p._key()) == sorted(pids)
+    refs = [erlang.Ref("b@h", 1, 0), erlang.Ref("a@h", 2, 1), erlang.Ref("a@h", 1 << 64, 0), erlang.Ref("a@h", 2, 0)]
+    assert sorted(refs, key=term_key) == [refs[3], refs[2], refs[1], refs[0]]
+    assert erlang.Ref("a@h", 7, 1, n_words=1) == erlang.Ref("a@h", 7, 1, n_words=5)  # missing words count as 0
 
 
 def test_local_pid_key_follows_node_rename() -> None:
