@@ -1158,7 +1158,10 @@ def _dec_new_pid(data: bytes, pos: int, depth: int, lim: _Limits) -> _Decoded:
             node = _ATOMS_UTF8.get(data[pos + 2 : stop])
             if type(node) is str:
                 number, serial, creation = _U32X3.unpack_from(data, stop)
-                return erlang._rebuild_pid(node, serial << 32 | number, creation), stop + 12
+                this = erlang._identity  # erlang._rebuild_pid, inlined
+                if node == this.name and creation == this.creation:
+                    return Pid(None, serial << 32 | number), stop + 12
+                return Pid(node, serial << 32 | number, creation), stop + 12
     return _dec_pid_fields(data, pos, lim, NEW_PID_EXT, 4)
 
 
