@@ -279,10 +279,10 @@ class ExportFun:
     function: str
     arity: int
 
-    def __call__(self, *args: Any) -> Any:
-        """Look the function up and call it with ``args``.
+    def apply(self, *args: Any) -> Any:
+        """Look the function up and call it with ``args`` (calling the fun does the same).
 
-        Erlang: erlang:apply/3
+        Erlang: erlang:apply/2
 
         Raises:
             ErlangError: ``('badarity', (fun, args))`` if the number of
@@ -292,6 +292,8 @@ class ExportFun:
         if len(args) != self.arity:
             raise erlang.ErlangError(("badarity", (self, list(args))))
         return self.resolve()(*args)
+
+    __call__ = apply
 
     def resolve(self) -> Callable[..., Any]:
         """Import the module and return the named function, without calling it.
@@ -1312,6 +1314,7 @@ def _refuse(tag: int, why: str) -> _Decoder:
     """
 
     def refused(data: bytes, pos: int, depth: int, lim: _Limits) -> _Decoded:
+        """Erlang: none (a refused tag)"""
         raise DecodeError(why, pos - 1, tag)
 
     return refused
