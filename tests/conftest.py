@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -117,3 +119,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if left:
         sys.stderr.write(f"\nrepg2: child processes outlived the test run: {left}\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# == Real Erlang/OTP, as the oracle =========================================
+
+
+def need_erl() -> str:
+    """Return the path of ``erl``; skip the test without it, or fail it when ``CI=true`` (CI installs Erlang)."""
+    path = shutil.which("erl")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("erl is not installed, and CI must run the comparisons with real Erlang/OTP")
+        pytest.skip("needs Erlang/OTP (erl) to compare with")
+    return path
+
+
+def run_erl(script: str, *, timeout: float = 60) -> str:
+    """Run Erlang expressions on a fresh distributed ``erl`` node and return what they print.
+
+    ``script`` is a comma-separated sequence of Erlang expressions; the node
+    halts after it, and an exception in it fails the calling test with the
+    Erlang error. The node is named (so its pids and refs carry a real node
+    name and a 32-bit creation) but starts no epmd and registers with none:
+    ``-erl_epmd_port`` lets it run without one, and ``ERL_EPMD_PORT`` points
+    at a free port, so nothing is left behind and no other run is disturbed.
+    """
+    erl = need_erl()
+    name = f"repg2_oracle_{os.getpid()}_{random.randrange(1 << 30)}@127.0.0.1"
+    wrapped = (
+        f"try {script} of _ -> halt(0) catch Class:Reason:Stack -> "
+        'io:format(standard_error, "~p:~p~n~p~n", [Class, Reason, Stack]), halt(1) end.'
+    )
+    env = {**os.environ, "ERL_EPMD_PORT": str(_free_port_below_ephemeral())}
+    argv = [erl, "-noshell", "-name", name, "-setcookie", "repg2_oracle", "-start_epmd", "false"]
+    argv += ["-erl_epmd_port", "0", "-eval", wrapped]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    assert done.returncode == 0, f"erl failed ({done.returncode}):\n{done.stderr}\n{done.stdout}"
+    return done.stdout

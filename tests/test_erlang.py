@@ -177,14 +177,16 @@ def test_foreign_pid_pickles_to_itself_and_stays_remote():
     back = pickle.loads(pickle.dumps(ghost))
     assert back == ghost and not back.is_local()
     assert (back.node, back.id, back.creation) == ("ghost@nowhere", 7, 3)
-    assert repr(back) == "<ghost@nowhere.7.3>"
+    assert repr(back) == "<ghost@nowhere.7.0>"  # node name, Number, Serial: the creation is not printed
+    assert repr(Pid("b@127.0.0.1", 1 << 32 | 88, 3)) == "<b@127.0.0.1.88.1>"
 
 
 def test_pids_and_refs_are_immutable_and_ordered():
-    """Pids and refs are immutable values ordered as Erlang orders them (by node, then number)."""
+    """Pids and refs are immutable values ordered as Erlang orders them (a pid by its number before its node)."""
     a, b = Pid(None, 1), Pid(None, 2)
     assert a < b and not b < a
     assert repr(a) == "<0.1.0>" and a.creation == erlang._identity.creation
+    assert repr(Pid(None, 2 << 32 | 5)) == "<0.5.2>"
     with pytest.raises(AttributeError):
         a.id = 5  # type: ignore[misc]
     ref = erlang.make_ref()
