@@ -12,77 +12,32 @@ import logging
 import pickle
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import (
+    DEADLINE,
+    await_exit,
+    down_reason,
+    is_down,
+    recv,
+    thread_gone,
+    wait_until,
+)
 
 from repg2 import erlang
 from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid, Ref
+from repg2.testing import nodefuns
 
-pytestmark = pytest.mark.timeout(30)
-
-WAIT = 10.0  # seconds: how long a test waits for something that must happen
-
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("isolated_runtime")]
 
 # == Helpers ====================================================================
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
-def is_down(ref: Ref) -> Callable[[Any], bool]:
-    """Match the ``'DOWN'`` message of monitor ``ref``."""
-    return lambda m: isinstance(m, tuple) and len(m) == 5 and m[:2] == ("DOWN", ref)
-
-
-def down_reason(ref: Ref) -> Any:
-    """Wait for the ``'DOWN'`` of ``ref`` and return its reason."""
-    msg = erlang.receive(is_down(ref), timeout=WAIT)
-    assert msg is not TIMEOUT, f"no 'DOWN' for {ref!r}"
-    return msg[4]
-
-
-def recv(match: Callable[[Any], bool] | None = None) -> Any:
-    """Receive a message that must come (fail rather than hang if it does not)."""
-    msg = erlang.receive(match, timeout=WAIT)
-    assert msg is not TIMEOUT, "expected message did not arrive"
-    return msg
-
-
-def thread_gone(pid: Pid) -> None:
-    """Wait until the thread of process ``pid`` has finished, so every signal it sent has landed."""
-    name = f"erlang{pid!r}"
-    wait_until(lambda: all(t.name != name for t in threading.enumerate()), f"thread of {pid!r} to end")
-
-
-def await_exit(pid: Pid, ref: Ref) -> Any:
-    """Wait until monitored ``pid`` has completely ended; return its exit reason."""
-    reason = down_reason(ref)
-    thread_gone(pid)
-    return reason
 
 
 def wait_for_stop() -> None:
     """A process body: wait for ``'stop'``, then end normally."""
     erlang.receive(lambda m: m == "stop")
-
-
-def echo() -> None:
-    """A process body: answer ``(from, x)`` with ``x`` until told ``'stop'``."""
-    while True:
-        msg = erlang.receive()
-        if msg == "stop":
-            return
-        sender, payload = msg
-        erlang.send(sender, payload)
 
 
 def trapper(report_to: Pid) -> None:
@@ -103,44 +58,17 @@ def start_trapper() -> tuple[Pid, Ref]:
     return pid, ref
 
 
-def recover_test_process() -> Pid:
-    """If the test's own process was killed, take the pending ExitError now; return a live pid."""
-    try:
-        erlang.sleep(0)
-    except ExitError:
-        pass
-    return erlang.self()
+def linked_to(watcher: Pid, end: Callable[[], None]) -> Callable[[], None]:
+    """A process body: link to ``watcher``, tell the test process ``'linked'``, then on ``'go'`` run ``end``."""
+    me = erlang.self()
 
+    def body() -> None:
+        erlang.link(watcher)
+        erlang.send(me, "linked")
+        erlang.receive(lambda m: m == "go")
+        end()
 
-@pytest.fixture(autouse=True)
-def isolated_runtime():
-    """Give each test an empty mailbox; afterwards kill its processes and free its names."""
-    recover_test_process()
-    erlang.flush()
-    before = set(erlang.processes())
-    names = set(erlang.registered())
-    yield
-    me = recover_test_process()
-    erlang.process_flag("trap_exit", True)
-    # Plain threads that became processes never end by themselves: only
-    # spawned processes can be waited for.
-    spawned = [
-        p
-        for p in erlang.processes()
-        if p not in before and p != me and getattr(erlang._processes.get(p.id), "spawned", False)
-    ]
-    refs = [erlang.monitor("process", p) for p in spawned]
-    for pid in spawned:
-        erlang.exit(pid, "kill")
-    for ref in refs:
-        down_reason(ref)
-    for name in set(erlang.registered()) - names:
-        try:
-            erlang.unregister(name)
-        except ErlangError:
-            pass
-    erlang.flush()
-    erlang.process_flag("trap_exit", False)
+    return body
 
 
 # == Pids, refs and terms =========================================================
@@ -215,7 +143,7 @@ def test_timeout_marker_is_a_pickle_safe_singleton():
 
 def test_messages_between_two_processes_arrive_in_order():
     """Erlang guarantees the order of messages from one process to another."""
-    pid = erlang.spawn(echo)
+    pid = erlang.spawn(nodefuns.echo)
     me = erlang.self()
     for i in range(200):
         erlang.send(pid, (me, i))
@@ -245,7 +173,7 @@ def test_selective_receive_waits_past_non_matching_arrivals():
 
     pid = erlang.spawn(sender)
     erlang.send(pid, "go")
-    assert erlang.receive(lambda m: m == "wanted", timeout=WAIT) == "wanted"
+    assert erlang.receive(lambda m: m == "wanted", timeout=DEADLINE) == "wanted"
     assert erlang.flush() == ["noise-1", "noise-2"]
 
 
@@ -370,18 +298,14 @@ def test_a_raising_process_ends_with_the_exception_as_reason(caplog):
     """A process that raises ends with the exception as its reason, seen by monitors and links alike."""
     boom = ValueError("boom")
     watcher, watcher_ref = start_trapper()
-    me = erlang.self()
 
-    def linked_then_crash() -> None:
-        erlang.link(watcher)
-        erlang.send(me, "linked")
-        erlang.receive(lambda m: m == "crash")
+    def crash() -> None:
         raise boom
 
     with caplog.at_level(logging.ERROR, logger="repg2.erlang"):
-        pid, ref = erlang.spawn_monitor(linked_then_crash)
+        pid, ref = erlang.spawn_monitor(linked_to(watcher, crash))
         recv(lambda m: m == "linked")
-        erlang.send(pid, "crash")
+        erlang.send(pid, "go")
         assert down_reason(ref) is boom
         assert recv(lambda m: m[0] == "got") == ("got", ("EXIT", pid, boom))
     assert "boom" in caplog.text
@@ -581,7 +505,7 @@ def test_exit_kill_kills_even_a_trapping_process():
 
 def test_exit_normal_does_not_kill_a_non_trapping_process():
     """exit(Pid, normal) from another process is ignored by a process that does not trap exits."""
-    pid, ref = erlang.spawn_monitor(echo)
+    pid, ref = erlang.spawn_monitor(nodefuns.echo)
     erlang.exit(pid, "normal")
     erlang.send(pid, (erlang.self(), "still here"))
     assert recv() == "still here"
@@ -681,15 +605,7 @@ def test_a_killed_process_tells_its_links_killed():
 def test_a_link_carrying_kill_is_an_ordinary_trappable_signal():
     """A process that exits with reason kill sends its links an ordinary, trappable 'kill'."""
     watcher, wref = start_trapper()
-    me = erlang.self()
-
-    def die_with_kill() -> None:
-        erlang.link(watcher)
-        erlang.send(me, "linked")
-        erlang.receive(lambda m: m == "go")
-        erlang.exit("kill")
-
-    pid = erlang.spawn(die_with_kill)
+    pid = erlang.spawn(linked_to(watcher, lambda: erlang.exit("kill")))
     recv(lambda m: m == "linked")
     erlang.send(pid, "go")
     assert recv(lambda m: m[0] == "got") == ("got", ("EXIT", pid, "kill"))
@@ -772,14 +688,14 @@ def test_a_plain_thread_becomes_a_process_on_first_self():
         results.put(erlang.current_process_or_none())
         me = erlang.self()
         results.put(me)
-        results.put(erlang.receive(timeout=WAIT))
+        results.put(erlang.receive(timeout=DEADLINE))
 
     results = _in_thread(body)
-    assert results.get(timeout=WAIT) is None
-    pid = results.get(timeout=WAIT)
+    assert results.get(timeout=DEADLINE) is None
+    pid = results.get(timeout=DEADLINE)
     assert isinstance(pid, Pid) and pid != erlang.self() and erlang.is_process_alive(pid)
     erlang.send(pid, "to a thread")
-    assert results.get(timeout=WAIT) == "to a thread"
+    assert results.get(timeout=DEADLINE) == "to a thread"
 
 
 def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
@@ -788,7 +704,7 @@ def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
     def body(results: queue.SimpleQueue[Any]) -> None:
         results.put(erlang.self())
         try:
-            erlang.receive(timeout=WAIT)
+            erlang.receive(timeout=DEADLINE)
             results.put("not killed")
         except ExitError as exc:
             results.put(exc.reason)
@@ -796,12 +712,12 @@ def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
         results.put(erlang.self())
 
     results = _in_thread(body)
-    first = results.get(timeout=WAIT)
+    first = results.get(timeout=DEADLINE)
     ref = erlang.monitor("process", first)
     erlang.exit(first, "die")
-    assert results.get(timeout=WAIT) == "die"
-    assert results.get(timeout=WAIT) is None
-    second = results.get(timeout=WAIT)
+    assert results.get(timeout=DEADLINE) == "die"
+    assert results.get(timeout=DEADLINE) is None
+    second = results.get(timeout=DEADLINE)
     assert second != first
     assert down_reason(ref) == "die"
     assert not erlang.is_process_alive(first)
@@ -1149,16 +1065,14 @@ def test_mailbox_signal_wakes_its_one_waiter() -> None:
 
     def waiter() -> None:
         with signal:
-            woke.append(signal.wait(5.0))
+            woke.append(signal.wait(DEADLINE))
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not signal._waiting and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling with a deadline: the waiter must be asleep before the notify
+    wait_until(lambda: signal._waiting, "the waiter to sleep (it must, before the notify)")
     with signal:
         signal.notify_all()
-    thread.join(5)
+    thread.join(DEADLINE)
     assert woke == [True]
     with signal:  # the wake-up was consumed: the next wait sleeps again
         assert signal.wait(0.01) is False
