@@ -20,19 +20,23 @@ What is here, in the order of the file:
 - processes of this node: :func:`thread_gone`, :func:`await_exit`,
   :func:`recover_test_process`, :func:`barrier`;
 - reading a cluster: :func:`members`, :func:`start_pg2_everywhere`;
+- hand-made peers: :func:`port_of`, :func:`connect_to`, :func:`frame`,
+  :func:`closed_by_peer`, :func:`handshake_to`, :class:`PickleMarker`;
 - what outlives a run: :func:`live_children`, :func:`processes_matching`.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from repg2 import erlang, gen_server, pg2
+from repg2 import dist, erlang, gen_server, pg2
 from repg2.erlang import TIMEOUT, ExitError, Pid, Ref
 from repg2.testing import Cluster, nodefuns
 
@@ -170,6 +174,73 @@ def start_pg2_everywhere(cluster: Cluster) -> None:
     """
     for node in cluster.nodes:
         assert isinstance(cluster.rpc(node, nodefuns.start_pg2), Pid)
+
+
+# == Hand-made peers ==============================================================
+# The distribution's own tests, and the hostile ones, speak to a node by
+# hand: raw bytes, frames, and a handshake run step by step.
+
+
+def port_of(node: str) -> int:
+    """Return ``node``'s distribution port, asked of the port mapper."""
+    alive, host = dist.split_node(node)
+    port = dist.epmd_port_please(host, alive)
+    assert port is not None, f"{node} is not registered with the port mapper"
+    return port
+
+
+def connect_to(port: int) -> socket.socket:
+    """Open a plain TCP connection to ``port`` on 127.0.0.1 (a node's, or the port mapper's)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+
+
+def frame(payload: bytes) -> bytes:
+    """Return a distribution frame: the payload's 4-byte big-endian length, then the payload."""
+    return struct.pack(">I", len(payload)) + payload
+
+
+def closed_by_peer(sock: socket.socket, timeout: float = DEADLINE) -> bool:
+    """Say whether the peer closes ``sock`` within ``timeout`` seconds (reads until EOF; a reset counts as closed)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1", status: str = "ok") -> socket.socket:
+    """Run the initiator's side of the handshake against ``node`` by hand; return the authenticated socket.
+
+    ``status`` is the answer expected to our name: ``'alive'`` when ``node``
+    already has a connection from ``name``, which we then tell it to drop.
+    """
+    sock = connect_to(port_of(node))
+    dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": name, "creation": 7})
+    assert dist._recv_hs(sock, "s") == {"status": status}
+    if status == "alive":
+        dist._send_hs(sock, "s", {"alive": True})  # we have no connection: drop yours
+    challenge = dist._recv_hs(sock, "c")
+    theirs = bytes.fromhex(challenge["challenge"])
+    ours = os.urandom(dist.CHALLENGE_BYTES)
+    digest = dist._digest(cookie, b"reply", theirs, ours, name, node)
+    dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
+    ack = dist._recv_hs(sock, "a")
+    assert bytes.fromhex(ack["digest"]) == dist._digest(cookie, b"ack", ours, theirs, name, node)
+    return sock
+
+
+class PickleMarker:
+    """A value whose unpickling creates the file ``path``: the proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (Path(self.path),))
 
 
 # == What outlives a run ==========================================================
