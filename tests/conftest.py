@@ -12,18 +12,19 @@ the last node.
 
 Each fixture name means one thing across the suite:
 
-==================  ================================================================
-``cluster``         a factory ``cluster(n=3, **kwargs)`` of started clusters
-``cluster3``        three connected nodes: this process (a) and two children (b, c)
-``node``            this process as a distributed node, with no other node
-``fresh_pg2``       no pg2 on this node before and after the test; a list of local
-                    processes the test started, killed afterwards
-``pg2_cluster2``    ``fresh_pg2``, and nodes a and b with pg2 running on both
-``pg2_cluster3``    ``fresh_pg2``, and nodes a, b and c with pg2 running on all
-``isolated_runtime`` an empty mailbox; afterwards the test's processes killed and
-                    its names freed
-``trap_exits``      ``isolated_runtime``, with the test process trapping exits
-==================  ================================================================
+- ``cluster``: a factory ``cluster(n=3, **kwargs)`` of started clusters;
+- ``cluster3``: three connected nodes, this process (a) and two children (b, c);
+- ``node``: this process as a distributed node, with no other node;
+- ``fresh_pg2``: no pg2 on this node before and after the test, and a list
+  for the local processes the test starts, killed afterwards;
+- ``pg2_cluster2``: ``fresh_pg2``, and nodes a and b with pg2 running on both;
+- ``pg2_cluster3``: ``fresh_pg2``, and nodes a, b and c with pg2 running on all;
+- ``isolated_runtime``: an empty mailbox; afterwards the test's processes
+  killed and its registered names freed;
+- ``trap_exits``: ``isolated_runtime``, with the test process trapping exits.
+
+A file's own fixtures have names of their own (``global_cluster3``,
+``attacked``, ``shared_cluster``...). The helpers are in ``support.py``.
 
 After the last test, :func:`pytest_sessionfinish` checks that no child
 process of the run is alive and that the run's port mapper has exited; what
@@ -155,6 +156,12 @@ def pg2_cluster3(fresh_pg2: list[Pid]) -> Iterator[Cluster]:
 # == The runtime of this process ====================================================
 
 
+def _was_spawned(pid: Pid) -> bool:
+    """Say whether local process ``pid`` was spawned (not a plain thread that called ``erlang.self()``)."""
+    # Pid.id is set in Pid.__init__ through object.__setattr__, which mypy cannot see.
+    return bool(getattr(erlang._processes.get(pid.id), "spawned", False))  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def isolated_runtime() -> Iterator[None]:
     """Give the test an empty mailbox; afterwards kill the processes it spawned and free the names it registered.
@@ -171,11 +178,7 @@ def isolated_runtime() -> Iterator[None]:
     yield
     me = recover_test_process()
     erlang.process_flag("trap_exit", True)
-    spawned = [
-        p
-        for p in erlang.processes()
-        if p not in before and p != me and getattr(erlang._processes.get(p.id), "spawned", False)
-    ]
+    spawned = [p for p in erlang.processes() if p not in before and p != me and _was_spawned(p)]
     refs = [erlang.monitor("process", p) for p in spawned]
     for pid in spawned:
         erlang.exit(pid, "kill")

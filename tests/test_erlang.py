@@ -12,7 +12,7 @@ import logging
 import pickle
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -875,7 +875,7 @@ class RecordingDist:
 
 
 @pytest.fixture
-def dist():
+def recording_dist() -> Iterator[RecordingDist]:
     """Plug a recording distribution into the runtime for one test."""
     saved = erlang._dist
     fake = RecordingDist()
@@ -900,14 +900,14 @@ def test_local_pids_follow_the_node_name():
     assert stale != me and not stale.is_local()
 
 
-def test_nodes_and_disconnect_ask_the_distribution(dist):
+def test_nodes_and_disconnect_ask_the_distribution(recording_dist: RecordingDist):
     """erlang:nodes/0 and disconnect_node/1 are answered by the distribution once it runs."""
     assert erlang.nodes() == [REMOTE]
     assert erlang.disconnect_node(REMOTE) is True
-    assert dist.calls == [("disconnect", REMOTE)]
+    assert recording_dist.calls == [("disconnect", REMOTE)]
 
 
-def test_sends_to_another_node_go_through_the_distribution(dist):
+def test_sends_to_another_node_go_through_the_distribution(recording_dist: RecordingDist):
     """Pid ! Msg and {Name, Node} ! Msg for another node become SEND and REG_SEND control messages."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
@@ -915,34 +915,34 @@ def test_sends_to_another_node_go_through_the_distribution(dist):
     erlang.send(("server", REMOTE), "hello")
     stale = Pid(erlang.node(), 5, 99)  # an earlier incarnation of this node: dropped, never sent
     erlang.send(stale, "lost")
-    assert dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
+    assert recording_dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
 
 
-def test_link_unlink_and_exit_to_another_node(dist):
+def test_link_unlink_and_exit_to_another_node(recording_dist: RecordingDist):
     """link/1, unlink/1 and exit/2 on a remote pid become LINK, UNLINK and EXIT2 control messages."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
     erlang.link(far)
     erlang.unlink(far)
     erlang.exit(far, "bye")
-    assert dist.calls == [("link", me, far), ("unlink", me, far), ("exit", me, far, "bye", False)]
+    assert recording_dist.calls == [("link", me, far), ("unlink", me, far), ("exit", me, far, "bye", False)]
 
 
-def test_monitor_and_demonitor_of_a_remote_process(dist):
+def test_monitor_and_demonitor_of_a_remote_process(recording_dist: RecordingDist):
     """A remote monitor is a MONITOR_P; demonitor sends DEMONITOR_P; an unreachable node gives noconnection."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
     ref = erlang.monitor("process", far)
-    assert dist.calls == [("monitor", me, far, ref)]
+    assert recording_dist.calls == [("monitor", me, far, ref)]
     assert erlang.receive(timeout=0) is TIMEOUT
     assert erlang.demonitor(ref) is True
-    assert dist.calls[-1] == ("demonitor", me, far, ref)
-    dist.reachable = False
+    assert recording_dist.calls[-1] == ("demonitor", me, far, ref)
+    recording_dist.reachable = False
     ref2 = erlang.monitor("process", ("server", REMOTE))
     assert erlang.receive(timeout=0) == ("DOWN", ref2, "process", ("server", REMOTE), "noconnection")
 
 
-def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(dist):
+def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(recording_dist: RecordingDist):
     """When a process ends, its remote links get an EXIT and its remote monitors a DEMONITOR_P."""
     far = Pid(REMOTE, 5, 1)
     me = erlang.self()
@@ -957,11 +957,11 @@ def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(dist):
     ref = recv(lambda m: m[0] == "ref")[1]
     erlang.send(pid, "crash")
     await_exit(pid, pref)
-    assert ("exit", pid, far, "crashed", True) in dist.calls
-    assert ("demonitor", pid, far, ref) in dist.calls
+    assert ("exit", pid, far, "crashed", True) in recording_dist.calls
+    assert ("demonitor", pid, far, ref) in recording_dist.calls
 
 
-def test_incoming_messages_reach_local_processes(dist):
+def test_incoming_messages_reach_local_processes(recording_dist: RecordingDist):
     """SEND and REG_SEND from another node reach the local pid or name; an unknown name drops it."""
     me = erlang.self()
     erlang.register("test_erlang_me", me)
@@ -971,19 +971,19 @@ def test_incoming_messages_reach_local_processes(dist):
     assert erlang.flush() == ["by pid", "by name"]
 
 
-def test_an_incoming_link_carries_the_local_exit_back(dist):
+def test_an_incoming_link_carries_the_local_exit_back(recording_dist: RecordingDist):
     """A LINK from another node makes a local exit send EXIT back; a dead target answers noproc."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
     erlang._dist_link(far, pid)
     erlang.send(pid, "stop")
     await_exit(pid, ref)
-    assert ("exit", pid, far, "normal", True) in dist.calls
+    assert ("exit", pid, far, "normal", True) in recording_dist.calls
     erlang._dist_link(far, pid)  # now dead
-    assert dist.calls[-1] == ("exit", pid, far, "noproc", True)
+    assert recording_dist.calls[-1] == ("exit", pid, far, "noproc", True)
 
 
-def test_an_incoming_unlink_removes_the_link(dist):
+def test_an_incoming_unlink_removes_the_link(recording_dist: RecordingDist):
     """An UNLINK from another node means the local exit sends nothing back."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
@@ -991,10 +991,10 @@ def test_an_incoming_unlink_removes_the_link(dist):
     erlang._dist_unlink(far, pid)
     erlang.send(pid, "stop")
     await_exit(pid, ref)
-    assert [c for c in dist.calls if c[0] == "exit"] == []
+    assert [c for c in recording_dist.calls if c[0] == "exit"] == []
 
 
-def test_incoming_exit_signals_follow_the_local_rules(dist):
+def test_incoming_exit_signals_follow_the_local_rules(recording_dist: RecordingDist):
     """EXIT2 from another node obeys exit/2's rules; a linked EXIT needs the link to exist."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
@@ -1005,7 +1005,7 @@ def test_incoming_exit_signals_follow_the_local_rules(dist):
     assert down_reason(ref) == "killed"
 
 
-def test_an_incoming_monitor_fires_back_when_the_local_process_ends(dist):
+def test_an_incoming_monitor_fires_back_when_the_local_process_ends(recording_dist: RecordingDist):
     """A MONITOR_P from another node is answered by MONITOR_P_EXIT with the pid or {Name, Node}."""
     watcher = Pid(REMOTE, 9, 1)
     pid, pref = erlang.spawn_monitor(wait_for_stop)
@@ -1017,17 +1017,17 @@ def test_an_incoming_monitor_fires_back_when_the_local_process_ends(dist):
     erlang._dist_demonitor(pid, dropped)
     erlang.send(pid, "stop")
     await_exit(pid, pref)
-    fired = {c for c in dist.calls if c[0] == "monitor_exit"}
+    fired = {c for c in recording_dist.calls if c[0] == "monitor_exit"}
     assert fired == {
         ("monitor_exit", pid, watcher, by_pid, "normal"),
         ("monitor_exit", ("test_erlang_named", erlang.node()), watcher, by_name, "normal"),
     }
     late = erlang.make_ref()
     erlang._dist_monitor(watcher, pid, late)
-    assert dist.calls[-1] == ("monitor_exit", pid, watcher, late, "noproc")
+    assert recording_dist.calls[-1] == ("monitor_exit", pid, watcher, late, "noproc")
 
 
-def test_an_incoming_monitor_exit_becomes_a_down(dist):
+def test_an_incoming_monitor_exit_becomes_a_down(recording_dist: RecordingDist):
     """MONITOR_P_EXIT from another node delivers the 'DOWN' of a monitor the local process still holds."""
     far = Pid(REMOTE, 5, 1)
     ref = erlang.monitor("process", far)
@@ -1036,7 +1036,7 @@ def test_an_incoming_monitor_exit_becomes_a_down(dist):
     assert erlang.flush() == [("DOWN", ref, "process", far, "crashed")]
 
 
-def test_a_lost_node_fires_every_monitor_and_link_across_it(dist):
+def test_a_lost_node_fires_every_monitor_and_link_across_it(recording_dist: RecordingDist):
     """A lost connection gives noconnection to every monitor and link across it, and forgets its watchers."""
     far = Pid(REMOTE, 5, 1)
     erlang.process_flag("trap_exit", True)
@@ -1052,7 +1052,7 @@ def test_a_lost_node_fires_every_monitor_and_link_across_it(dist):
     assert ("EXIT", far, "noconnection") in got and len(got) == 3
     erlang.send(pid, "stop")
     await_exit(pid, pref)
-    assert [c for c in dist.calls if c[0] == "monitor_exit"] == []
+    assert [c for c in recording_dist.calls if c[0] == "monitor_exit"] == []
 
 
 def test_mailbox_signal_wakes_its_one_waiter() -> None:

@@ -475,6 +475,13 @@ def global_cluster3(fresh_global: list[Pid]) -> Iterator[Cluster]:
         yield c
 
 
+def lock_on(cluster: Cluster, node: str, lock_id: Any, nodes: list[str] | None = None) -> Pid:
+    """Start a :func:`holder` on ``node`` that takes ``lock_id`` (on ``nodes``); return it once it holds the lock."""
+    pid = cluster.spawn(node, holder, erlang.self(), lock_id, nodes)
+    assert recv(tagged("locked", pid), f"{pid!r} to take {lock_id!r}")[2] is True
+    return pid
+
+
 def holders_on(cluster: Cluster, node: str) -> list[tuple[Any, Any, list[Pid]]]:
     """The locks of ``node`` as ``(resource, requester, [holder pids])``."""
     return cluster.rpc(node, locks.holders)  # type: ignore[no-any-return]
@@ -527,12 +534,10 @@ def test_without_the_lock_the_race_is_real(global_cluster3: Cluster) -> None:
 def test_killed_holder_releases_the_lock_and_a_waiter_proceeds(global_cluster3: Cluster) -> None:
     """A holder on b is killed: every node drops its lock, and a waiter on c takes it."""
     a, b, c = global_cluster3.nodes
-    me = erlang.self()
-    h = global_cluster3.spawn(b, holder, me, ("res", "h"), None)
-    assert recv(tagged("locked", h))[2] is True
+    h = lock_on(global_cluster3, b, ("res", "h"))
     for node in global_cluster3.nodes:
         assert holders_on(global_cluster3, node) == [("res", "h", [h])]
-    w = global_cluster3.spawn(c, holder, me, ("res", "w"), None)
+    w = global_cluster3.spawn(c, holder, erlang.self(), ("res", "w"), None)
     assert erlang.receive(tagged("locked", w), timeout=0.2) is erlang.TIMEOUT  # refused while h holds it
     erlang.exit(h, "kill")
     assert recv(tagged("locked", w))[2] is True
@@ -550,8 +555,7 @@ def test_killed_holder_node_releases_the_lock_on_the_survivors(global_cluster3: 
     """The holder's node is killed: the survivors' monitors fire 'noconnection' and the lock is gone."""
     a, b, c = global_cluster3.nodes
     me = erlang.self()
-    h = global_cluster3.spawn(c, holder, me, ("res", "h"), None)
-    assert recv(tagged("locked", h))[2] is True
+    h = lock_on(global_cluster3, c, ("res", "h"))
     assert holders_on(global_cluster3, a) == holders_on(global_cluster3, b) == [("res", "h", [h])]
     global_cluster3.kill(c)
     wait_until(
@@ -568,9 +572,7 @@ def test_killed_holder_node_releases_the_lock_on_the_survivors(global_cluster3: 
 def test_retries_zero_under_contention_fails_and_leaves_nothing(global_cluster3: Cluster) -> None:
     """One refusing node fails a single attempt; the nodes that granted are released again (check_replies)."""
     a, b, c = global_cluster3.nodes
-    me = erlang.self()
-    h = global_cluster3.spawn(c, holder, me, ("res", "h"), [c])  # the lock is held on c only
-    assert recv(tagged("locked", h))[2] is True
+    h = lock_on(global_cluster3, c, ("res", "h"), [c])  # the lock is held on c only
     assert global_.set_lock(("res", "a"), [a, b, c], 0) is False  # a and b grant, c refuses
     assert holders_on(global_cluster3, a) == holders_on(global_cluster3, b) == []
     assert holders_on(global_cluster3, c) == [("res", "h", [h])]

@@ -40,6 +40,9 @@ import pytest
 pexpect = pytest.importorskip("pexpect", reason="the shells are driven with pexpect (pip install pexpect)")
 
 from shell_driver import Shell, Shells  # noqa: E402 - after the importorskip
+from support import DEADLINE, wait_until  # noqa: E402
+
+from repg2 import dist  # noqa: E402
 
 TICKTIME = 2.0  # seconds: short, so the partition is detected quickly
 DETECT_MAX = TICKTIME * 1.25 + 1.0  # OTP's window (up to 1.25 tick times) plus scheduling slack
@@ -117,21 +120,22 @@ class Lan:
         """Plug (``up``) or pull a host's cable at the switch."""
         _ip("-n", self.ns("sw"), "link", "set", f"port{host}", "up" if up else "down")
 
+    def pids(self) -> list[str]:
+        """The processes still running in this test's namespaces (the port mappers linger after their nodes)."""
+        found: list[str] = []
+        for ns in self.made:
+            found += subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        return found
+
     def destroy(self) -> None:
         """Delete every namespace, after the processes left in them (port mappers) have gone."""
-        deadline = time.monotonic() + 6.0  # a port mapper exits 3 s after its last node
-        for ns in self.made:
-            while True:
-                pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-                if not pids:
-                    break
-                if time.monotonic() > deadline:
-                    for pid in pids:  # processes this test started in its own namespace
-                        subprocess.run(["kill", "-KILL", pid], capture_output=True)
-                    break
-                time.sleep(0.1)  # polling interval while the port mappers linger
+        try:
+            wait_until(lambda: not self.pids(), "the port mappers to exit", timeout=2 * dist.EPMD_LINGER)
+        except AssertionError:
+            for pid in self.pids():  # processes this test started in its own namespaces
+                subprocess.run(["kill", "-KILL", pid], capture_output=True)
         for ns in reversed(self.made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=DEADLINE)
         self.made.clear()
 
 
