@@ -137,20 +137,23 @@ def fresh_pg2() -> Iterator[list[Pid]]:
     stop_pg2()
 
 
+def _pg2_cluster(n: int) -> Iterator[Cluster]:
+    """Start ``n`` nodes (this one first) with pg2 running on all; yield them, then stop them."""
+    with Cluster(n) as c:
+        start_pg2_everywhere(c)
+        yield c
+
+
 @pytest.fixture
 def pg2_cluster2(fresh_pg2: list[Pid]) -> Iterator[Cluster]:
     """Two nodes, this one (a) and b, with pg2 running on both."""
-    with Cluster(2) as c:
-        start_pg2_everywhere(c)
-        yield c
+    yield from _pg2_cluster(2)
 
 
 @pytest.fixture
 def pg2_cluster3(fresh_pg2: list[Pid]) -> Iterator[Cluster]:
     """Three nodes, this one (a), b and c, with pg2 running on all."""
-    with Cluster(3) as c:
-        start_pg2_everywhere(c)
-        yield c
+    yield from _pg2_cluster(3)
 
 
 # == The runtime of this process ====================================================
