@@ -35,8 +35,6 @@ whatever was selected (``-k``, one file), and after everything else.
 from __future__ import annotations
 
 import os
-import random
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,26 +47,11 @@ for _path in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().p
         sys.path.insert(0, str(_path))
 
 
-def _free_port_below_ephemeral() -> int:
-    """Return a TCP port on 127.0.0.1 that is free now and never handed out as an ephemeral port."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port for the test run's port mapper")
-
-
-_OWN_PORT_MAPPER = "REPG2_EPMD_PORT" not in os.environ  # only a port mapper of the run's own must exit
-os.environ.setdefault("REPG2_EPMD_PORT", str(_free_port_below_ephemeral()))
-
 from support import (  # noqa: E402 - needs the sys.path set up above
     down_reason,
+    free_port,
     live_children,
-    processes_matching,
+    processes_with_args,
     recover_test_process,
     start_pg2_everywhere,
     wait_until,
@@ -77,6 +60,10 @@ from support import (  # noqa: E402 - needs the sys.path set up above
 from repg2 import dist, erlang, net_kernel  # noqa: E402
 from repg2.erlang import ErlangError, Pid  # noqa: E402
 from repg2.testing import Cluster, stop_pg2  # noqa: E402
+
+# The run's own port mapper: set before any node starts (repg2 reads the variable when a node starts).
+_OWN_PORT_MAPPER = "REPG2_EPMD_PORT" not in os.environ  # only a port mapper of the run's own must exit
+os.environ.setdefault("REPG2_EPMD_PORT", str(free_port()))
 
 # == Nodes ==========================================================================
 
@@ -240,7 +227,7 @@ def _leftovers() -> list[str]:
         except AssertionError:
             found.append(
                 f"the port mapper on port {port} still answers after its linger time: "
-                f"{processes_matching(f'epmd --port {port} ')}"
+                f"{processes_with_args(['epmd', '--port', str(port)])}"
             )
     return found
 

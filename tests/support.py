@@ -16,18 +16,21 @@ test, sleeps to synchronise: the only sleeps are the pauses of a poll.
 What is here, in the order of the file:
 
 - waiting: :data:`DEADLINE`, :data:`WRITE_DEADLINE`, :func:`wait_until`;
+- the machine: :func:`free_port`, :func:`need_erlang`;
 - messages: :func:`recv`, :func:`tagged`, :func:`is_down`, :func:`down_reason`;
 - processes of this node: :func:`thread_gone`, :func:`await_exit`,
   :func:`recover_test_process`, :func:`barrier`;
 - reading a cluster: :func:`members`, :func:`start_pg2_everywhere`;
 - hand-made peers: :func:`port_of`, :func:`connect_to`, :func:`frame`,
   :func:`closed_by_peer`, :func:`handshake_to`, :class:`PickleMarker`;
-- what outlives a run: :func:`live_children`, :func:`processes_matching`.
+- what outlives a run: :func:`live_children`, :func:`processes_with_args`.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import socket
 import struct
 import threading
@@ -36,9 +39,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from repg2 import dist, erlang, gen_server, pg2
 from repg2.erlang import TIMEOUT, ExitError, Pid, Ref
-from repg2.testing import Cluster, nodefuns
+from repg2.testing import Cluster, nodefuns, otp
 
 T = TypeVar("T")
 
@@ -74,6 +79,41 @@ def wait_until(
             raise AssertionError(f"timed out after {timeout} s waiting for {description}")
         time.sleep(pause)  # the pause of a deadline-bounded poll, not a synchronisation
         pause = min(2 * pause, _LONGEST_PAUSE)
+
+
+# == The machine ==================================================================
+
+
+def free_port() -> int:
+    """Return a TCP port that is free now on every address, below the ephemeral range (20000-32000).
+
+    A port from the ephemeral range could be taken by some client socket
+    between this call and the bind that needs it; one below it cannot.
+    """
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
+def need_erlang() -> None:
+    """Skip the test unless real Erlang/OTP (``erl`` and ``epmd``) runs here; under CI (``CI=true``) fail instead.
+
+    So the comparison with the original can never silently stop running
+    where it is supposed to (``repg2.testing.otp`` says why).
+    """
+    reason = otp.erl_missing_reason()
+    if reason is None and shutil.which("epmd") is None:
+        reason = "real Erlang/OTP is not installed (apt-get install erlang-base): no `epmd` on the PATH"
+    if reason is not None:
+        if otp.in_ci():
+            pytest.fail(f"CI=true requires the real Erlang tests to run, but {reason}")
+        pytest.skip(reason)
 
 
 # == Messages =====================================================================
@@ -246,21 +286,21 @@ class PickleMarker:
 # == What outlives a run ==========================================================
 
 
-def _processes() -> list[tuple[int, int, str]]:
-    """Return ``(pid, parent pid, command line)`` of every live process (Linux ``/proc``; zombies left out)."""
+def _processes() -> list[tuple[int, int, list[str]]]:
+    """Return ``(pid, parent pid, argv)`` of every live process (Linux ``/proc``; zombies left out)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").rstrip("\0").split("\0")
         except OSError:  # it ended while we looked
             continue
         # The fields after the parenthesised command: state, parent pid, ...
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         if state != "Z":
-            found.append((int(entry.name), int(ppid), cmdline.strip()))
+            found.append((int(entry.name), int(ppid), argv))
     return found
 
 
@@ -271,9 +311,15 @@ def live_children() -> list[tuple[int, str]]:
     starts it, it lives exactly as long as this process, and it is no node.
     """
     me = os.getpid()
-    return [(pid, cmd) for pid, ppid, cmd in _processes() if ppid == me and "resource_tracker" not in cmd]
+    children = [(pid, " ".join(argv)) for pid, ppid, argv in _processes() if ppid == me]
+    return [(pid, cmd) for pid, cmd in children if "resource_tracker" not in cmd]
 
 
-def processes_matching(fragment: str) -> list[tuple[int, str]]:
-    """Return ``(pid, command line)`` of every live process whose command line contains ``fragment``."""
-    return [(pid, cmd) for pid, _ppid, cmd in _processes() if fragment in cmd]
+def processes_with_args(args: list[str]) -> list[tuple[int, str]]:
+    """Return ``(pid, command line)`` of every live process whose arguments include ``args``, in a row."""
+    n = len(args)
+    return [
+        (pid, " ".join(argv))
+        for pid, _ppid, argv in _processes()
+        if any(argv[i : i + n] == args for i in range(len(argv) - n + 1))
+    ]

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import pytest
-from support import await_exit, down_reason, recv, wait_until
+from support import await_exit, down_reason, need_erlang, recv, wait_until
 
 from repg2 import erlang, gen_server, global_, kernel, rpc, supervisor
 from repg2.erlang import ExitError, Pid
@@ -514,9 +514,7 @@ def test_killed_kernel_server_is_restarted(name, no_kernel):
 @pytest.mark.parametrize("name", ["rex", "global_name_server"])
 def test_otp_halts_the_node_when_a_kernel_server_dies(name):
     """In real OTP 25 the same kill halts the node: kernel_sup's intensity is 0 (why D32 is a divergence)."""
-    reason = otp.erl_missing_reason()
-    if reason:
-        pytest.fail(reason) if otp.in_ci() else pytest.skip(reason)
+    need_erlang()
     result = otp.eval_erl(f'exit(whereis({name}), kill), timer:sleep(5000), io:format("still running~n"), init:stop().')
     assert result.returncode != 0
     assert "still running" not in result.stdout
