@@ -217,7 +217,7 @@ def _leftovers() -> list[str]:
     """
     found = []
     try:
-        wait_until(lambda: not live_children(), "the child processes to exit", timeout=10)
+        wait_until(lambda: not live_children(), "the child processes to exit")
     except AssertionError:
         found.append(f"child processes outlived the test run: {live_children()}")
     if _OWN_PORT_MAPPER and erlang.node() == "nonode@nohost":

@@ -735,7 +735,7 @@ def test_erl_node_registers_with_our_server() -> None:
                 pass  # the node listens where it registered
         finally:
             proc.terminate()  # OTP 25 stops on SIGTERM
-            proc.wait(30)
+            proc.wait(DEADLINE)
             if proc.stdout is not None:
                 proc.stdout.close()
         wait_until(lambda: alive not in epmd.names("127.0.0.1", epmd_port=m.port), f"{alive} to unregister")

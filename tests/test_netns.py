@@ -55,7 +55,7 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.distributed]
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``ip ARGS``; raise ``RuntimeError`` with ip's own message if it fails."""
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=DEADLINE)
     if result.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip() or result.returncode}")
     return result
@@ -78,7 +78,7 @@ def _why_not() -> str | None:
     except RuntimeError as exc:
         return f"veth links or bridges cannot be made here ({exc})"
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=DEADLINE)
     return None
 
 
