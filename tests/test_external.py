@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from conftest import run_erl
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from support import run_erl
 
 from repg2 import erlang, external
 from repg2.erlang import Pid, Ref

@@ -147,7 +147,7 @@ _ERLANG_SORT = f"""
 
 def test_pid_and_ref_order_is_otp_25s() -> None:
     """A real OTP 25 node and term_key sort the same pids and refs alike, local ones included."""
-    from conftest import run_erl
+    from support import run_erl
 
     from repg2.external import binary_to_term
 
