@@ -9,7 +9,7 @@ The notebooks are committed *with* their outputs so the pictures show on
 GitHub and in the docs without running anything; run this after changing a
 notebook (or the code it shows) to refresh them. The test suite
 (``tests/test_notebooks.py``) executes them too, without saving. Set
-``REPG2_EPMD_PORT`` to a private port when others run nodes on the machine.
+``ERL_EPMD_PORT`` to a private port when others run nodes on the machine.
 """
 
 from __future__ import annotations

@@ -1,277 +1,169 @@
-"""The distribution carrier: a port mapper, cookie-authenticated TCP connections, ticks.
+"""The distribution carrier: connections between nodes, speaking Erlang/OTP 25's own protocol.
 
-In Erlang/OTP 18.3 the distribution is spread over several pieces: the
-``epmd`` daemon (C, ``erts/epmd``) that maps node names to ports, its client
-``lib/kernel/src/erl_epmd.erl``, the TCP carrier
-``lib/kernel/src/inet_tcp_dist.erl``, the handshake and the connection loop
-in ``lib/kernel/src/dist_util.erl``, and the control messages of the
-distribution protocol (``erts/emulator/beam/dist.c``). This module is all of
-them, small; ``repg2.net_kernel`` is the public face.
+Follows ``lib/kernel/src/inet_tcp_dist.erl`` (listen, accept, set up a
+connection), the connection loop of ``lib/kernel/src/dist_util.erl`` (ticks)
+and the runtime's half of the distribution (``erts/emulator/beam/dist.c``:
+the control messages). The handshake is :mod:`repg2.dist_util`, the port
+mapper :mod:`repg2.epmd`, the term format :mod:`repg2.external`; this module
+puts them together and is the runtime's :class:`repg2.erlang.DistHook`.
+:mod:`repg2.net_kernel` is the public face.
+
+A RePy2 node is an Erlang node as far as any other node can tell: an OTP 25
+node connects to it, sends it messages, links and monitors its processes and
+calls its ``rex``, and the other way round; two RePy2 nodes talk exactly as
+two Erlang nodes do.
 
 Ported:
 
-- the port mapper: ``ALIVE2_REQ`` (register a name while the connection that
-  registered it stays open), ``PORT_PLEASE2_REQ`` (name -> port), ``NAMES``;
-  a node starts it if none answers, as ``erl`` starts ``epmd -daemon``;
-- the handshake of ``dist_util``: name, status (``ok``, ``nok`` for a lost
-  simultaneous connect, ``not_allowed``, ``alive``), challenge, challenge
-  reply, challenge ack, both sides proving the shared cookie;
-- the control messages ``LINK``, ``SEND``, ``EXIT``, ``UNLINK``,
-  ``REG_SEND``, ``EXIT2``, ``MONITOR_P``, ``DEMONITOR_P``,
-  ``MONITOR_P_EXIT`` (with Erlang's operation numbers) and the empty tick;
-- connect on demand, ``nodes()``, ``disconnect_node``, the tick of
-  ``dist_util:con_loop`` (a connection silent for ``net_ticktime`` is down);
-- the listen port range of ``inet_tcp_dist`` (``inet_dist_listen_min`` and
-  ``_max``, here ``REPG2_DIST_LISTEN_MIN`` and ``_MAX``), for firewalls.
+- listening on a port of the range ``inet_dist_listen_min``..``max`` (here
+  ``REPG2_DIST_LISTEN_MIN``/``MAX``), registering with the port mapper
+  (``epmd.ensure_registered``: the real ``epmd`` where Erlang is installed),
+  and taking the *creation* it hands out;
+- connection setup both ways through ``dist_util``'s handshake, connect on
+  demand (a send, link or monitor to an unconnected node connects first,
+  within ``net_setuptime``), one connection per pair of nodes, simultaneous
+  connects resolved as ``net_kernel`` resolves them;
+- frames: a 4-byte length, then ``112`` ("pass through": no atom cache),
+  then the control message and, for the message-carrying ones, the message,
+  each in the external term format; an empty frame is a tick;
+- the control messages a node with our flags receives and sends:
+  ``LINK`` (1), ``SEND`` (2), ``EXIT`` (3), ``UNLINK`` (4), ``REG_SEND`` (6),
+  ``GROUP_LEADER`` (7, ignored), ``EXIT2`` (8), the ``_TT`` trace-token
+  variants (12, 13, 16, 18, 23, 34: the token is dropped), ``MONITOR_P``
+  (19), ``DEMONITOR_P`` (20), ``MONITOR_P_EXIT`` (21), ``SEND_SENDER`` (22),
+  ``ALIAS_SEND`` (33), ``UNLINK_ID`` (35) and ``UNLINK_ID_ACK`` (36);
+- ticks under ``net_ticktime`` (a tick when nothing was written for a
+  quarter of it; down when nothing was read for all of it), ``nodes()``,
+  ``disconnect_node``, ``nodeup``/``nodedown`` in the order of each node's
+  connections.
 
-Left out: hidden nodes, ``dist_auto_connect``, distribution flags and
-version negotiation, the atom cache and fragmentation, ``inet6``/TLS
-carriers, ``epmd -kill`` and ``-names`` (``NAMES`` is there), epmd's
-``extra`` field.
+Left out: hidden nodes, the atom cache and fragmented messages (never
+negotiated), the ``PAYLOAD_*`` exits (``DFLAG_EXIT_PAYLOAD`` is not
+advertised, so exit reasons travel in the classic control messages),
+``SPAWN_REQUEST`` (``DFLAG_SPAWN`` is not advertised), ``inet6``/TLS
+carriers, ``dist_auto_connect`` options.
 
 How it works
 ------------
-A node listens on an ephemeral TCP port of the host named in its node name
-and registers ``alive-name -> port`` with the port mapper of its host over a
-connection it keeps open. A peer resolves ``name@host`` by asking that host's
-port mapper, dials, and the two run the handshake. Handshake frames are
-length-prefixed JSON, parsed with ``json`` and never with ``pickle``: until
-both sides have proved the cookie nothing a peer sends is unpickled. After
-it, each frame is a 4-byte big-endian length and a pickled control tuple
-``(OP, ...)``; an empty frame is a tick. One connection per pair of nodes
-and one writer lock per connection keep Erlang's promise that messages
-between two processes arrive in the order sent. Every connection has one
-reader thread, which hands what arrives to the ``erlang._dist_*`` entry
-points in arrival order.
+A node listens on a TCP port of the host in its name and registers
+``alive -> port`` with that host's port mapper over a connection it keeps
+open. A peer asks the port mapper for the port, dials, and the two run the
+handshake; then each side has a reader thread per connection, which decodes
+each frame and hands the control message to the runtime's ``erlang._dist_*``
+entry points in arrival order. Writers take the connection's lock for one
+``sendall``, so frames never interleave, and messages between two processes
+arrive in the order sent. Nothing a peer sends is decoded before it has
+proved the cookie, and decoding runs no code (``repg2.external``): a frame
+that does not decode takes the connection down, and the node keeps serving.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``; each is marked
 ``# DIVERGENCE(Dn)`` where it is made):
 
-- The challenge is an HMAC-SHA256 of two 32-byte random challenges, the two
-  names and a label, not ``md5(Cookie ++ Challenge)``.
-- The payload format is pickle, not the external term format: only peers
-  that proved the cookie are unpickled, as only they could send terms to a
-  BEAM. A message that cannot be pickled raises ``badarg`` in the sender;
-  an exit reason that cannot be pickled travels as its ``repr``.
-- The port mapper is a Python process (``python -m repg2.dist epmd``)
-  listening on port 4371 (``REPG2_EPMD_PORT``), not 4369, so it never meets a
-  real epmd; it hands out the 32-bit *creation* of each registration (never
-  the previous one of that name), and, unlike epmd, it exits by itself a few
-  seconds after its last registration ends, so test runs leave no daemon.
-- Transitive connections: after a connection comes up both ends send each
-  other their node lists and connect to the nodes they lack. OTP does this
-  in ``global`` (``global:sync``), which is not ported here.
-- Nodes can *block* each other (``block``/``unblock``), for the test harness'
-  partitions; OTP's test suites do the same with ``inet`` tricks.
-- Sending to a node that is not connected connects first, synchronously,
-  up to ``setuptime`` seconds (as OTP 18 suspends the sender); a monitor
-  then fires ``'noconnection'``, a link delivers ``'noconnection'``, a send
-  is dropped.
+- Transitive connections: after a connection comes up, a process asks the
+  new peer's ``rex`` for its ``nodes()`` and connects to those this node
+  lacks (D26). OTP leaves this to ``global``, which is not ported.
+- Partitions for the test harness: ``block``/``unblock`` refuse and cut
+  connections with chosen nodes (D27).
+- One ticker for every connection (D28).
+- Exit reasons that are no Erlang term (a Python exception) travel as a
+  term that describes them (D24).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import errno
-import hashlib
-import hmac
-import json
 import logging
 import os
-import pickle
-import random
 import re
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-from repg2 import erlang
+from repg2 import dist_util as du
+from repg2 import epmd, erlang, external
 from repg2.erlang import Pid, Ref
 
 __all__ = [
-    "DEFAULT_EPMD_PORT",
     "DEFAULT_SETUPTIME",
     "DEFAULT_TICKTIME",
     "MAX_FRAME",
     "Distribution",
-    "Op",
     "HandshakeError",
-    "PortMapper",
+    "Op",
     "block",
     "current",
-    "epmd_names",
-    "epmd_port",
-    "epmd_port_please",
     "listen_port_range",
-    "main",
+    "split_node",
     "unblock",
 ]
 
 log = logging.getLogger("repg2.dist")
 
 # -- Constants, each with its reason -----------------------------------------
-DEFAULT_EPMD_PORT = 4371  # not epmd's 4369: a laptop's real epmd must not answer us
 DEFAULT_TICKTIME = 60.0  # seconds, OTP's net_ticktime default
 DEFAULT_SETUPTIME = 7.0  # seconds for a connection setup, OTP's net_setuptime default
-EPMD_LINGER = 3.0  # seconds the port mapper outlives its last registration
-MAX_FRAME = 64 * 1024 * 1024  # a bigger frame is an attack or a bug: refuse it
-MAX_HANDSHAKE_FRAME = 4096  # handshake frames are tiny JSON objects
-MAX_EPMD_FRAME = 512  # port mapper requests are one short line
-HANDSHAKE_VERSION = 1
-CHALLENGE_BYTES = 32
-_HEADER = struct.Struct(">I")  # the 4-byte big-endian length of every frame
+MAX_FRAME = du.MAX_FRAME  # 64 MiB: a bigger frame is an attack or a bug; refuse it
+PASS_THROUGH = 112  # the byte that opens a frame sent without the distribution header ('p')
+_HEADER = struct.Struct(">I")  # the 4-byte big-endian length of every frame after the handshake
+_TICK = _HEADER.pack(0)  # an empty frame: dist_util's tick
+_PASS = bytes([PASS_THROUGH])
 # Per thread: while a Distribution.corked() block runs, its frames held back,
 # by connection (``batch``); None otherwise. Only its own thread touches it.
 _corks = threading.local()
-_EPMD_HEADER = struct.Struct(">H")  # epmd requests carry a 2-byte length, as in erl_epmd
-_TICK = _HEADER.pack(0)  # dist_util sends an empty packet as a tick
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # the "alive" part of a node name
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
-# -- Control messages: Erlang's distribution operation numbers ---------------
+HandshakeError = du.HandshakeError
 
 
 class Op:
-    """The operation numbers of the control messages, as in Erlang's distribution protocol.
+    """The operation numbers of the control messages (the ``DOP_*`` constants of ``dist.h``).
 
     Erlang: none (the DOP_* constants of erts/emulator/beam/dist.h)
 
-    Each frame after the handshake is a pickled tuple whose first element is
-    one of these; the shapes follow the protocol (Erlang's ``Unused`` and
-    cookie fields dropped).
+    The shape of each control message, ``Unused`` being the empty atom
+    ``''``, and ``+ Msg`` marking a message that follows the control tuple
+    in the same frame.
     """
 
-    LINK = 1  # (LINK, from_pid, to_pid)
-    SEND = 2  # (SEND, to_pid, message)
-    EXIT = 3  # (EXIT, from_pid, to_pid, reason): a link broke
-    UNLINK = 4  # (UNLINK, from_pid, to_pid)
-    REG_SEND = 6  # (REG_SEND, from_pid | None, to_name, message)
-    EXIT2 = 8  # (EXIT2, from_pid, to_pid, reason): erlang:exit/2
-    MONITOR_P = 19  # (MONITOR_P, watcher_pid, target_pid | name, ref)
-    DEMONITOR_P = 20  # (DEMONITOR_P, watcher_pid, target_pid | name, ref)
-    MONITOR_P_EXIT = 21  # (MONITOR_P_EXIT, item, watcher_pid, ref, reason)
-    NODES = 100  # (NODES, [node, ...]): ours, stands in for global's node sync
+    LINK = 1  # {1, FromPid, ToPid}
+    SEND = 2  # {2, Unused, ToPid} + Msg
+    EXIT = 3  # {3, FromPid, ToPid, Reason}: a link broke
+    UNLINK = 4  # {4, FromPid, ToPid}: the old unlink (a peer without UNLINK_ID)
+    REG_SEND = 6  # {6, FromPid, Unused, ToName} + Msg
+    GROUP_LEADER = 7  # {7, FromPid, ToPid}
+    EXIT2 = 8  # {8, FromPid, ToPid, Reason}: erlang:exit/2
+    SEND_TT = 12  # {12, Unused, ToPid, TraceToken} + Msg
+    EXIT_TT = 13  # {13, FromPid, ToPid, TraceToken, Reason}
+    REG_SEND_TT = 16  # {16, FromPid, Unused, ToName, TraceToken} + Msg
+    EXIT2_TT = 18  # {18, FromPid, ToPid, TraceToken, Reason}
+    MONITOR_P = 19  # {19, FromPid, ToProc, Ref}: ToProc a pid or a registered name
+    DEMONITOR_P = 20  # {20, FromPid, ToProc, Ref}
+    MONITOR_P_EXIT = 21  # {21, FromProc, ToPid, Ref, Reason}
+    SEND_SENDER = 22  # {22, FromPid, ToPid} + Msg
+    SEND_SENDER_TT = 23  # {23, FromPid, ToPid, TraceToken} + Msg
+    SPAWN_REQUEST = 29  # {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} + ArgList
+    SPAWN_REQUEST_TT = 30  # {30, ReqId, From, GroupLeader, {M, F, Arity}, OptList, Token} + ArgList
+    SPAWN_REPLY = 31  # {31, ReqId, To, Flags, Result}: Result the new pid (or an error atom)
+    ALIAS_SEND = 33  # {33, FromPid, Alias} + Msg: to a process alias (a reference)
+    ALIAS_SEND_TT = 34  # {34, FromPid, Alias, TraceToken} + Msg
+    UNLINK_ID = 35  # {35, Id, FromPid, ToPid}
+    UNLINK_ID_ACK = 36  # {36, Id, FromPid, ToPid}
 
 
-class HandshakeError(Exception):
-    """A connection setup failed; the message says why, for the log.
-
-    Erlang: none (dist_util exits with ?shutdown(Reason) and logs some cases)
-    """
-
-
-# == Sockets and frames ==========================================================
-
-
-def _nodelay(sock: socket.socket) -> socket.socket:
-    """Turn off Nagle's algorithm on a TCP socket and return it.
-
-    Erlang: none (inet_tcp_dist sets {nodelay, true} on its sockets)
-
-    Without it a frame written in two pieces waits up to ~40 ms for an ACK
-    (88 ms round trips for 16-64 KiB frames were measured on loopback).
-    """
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+# The control messages that a message follows, in the same frame.
+_WITH_MESSAGE = frozenset(
+    {Op.SEND, Op.REG_SEND, Op.SEND_TT, Op.REG_SEND_TT, Op.SPAWN_REQUEST, Op.SPAWN_REQUEST_TT}
+    | {Op.SEND_SENDER, Op.SEND_SENDER_TT, Op.ALIAS_SEND, Op.ALIAS_SEND_TT}
+)
+SPAWN_LINKED = 1  # SPAWN_REPLY's flag: a link between the requester and the new process was set up
+SPAWN_MONITORED = 2  # SPAWN_REPLY's flag: the requester monitors the new process, with ReqId as reference
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    """Read exactly ``n`` bytes or raise ``ConnectionError`` on end of stream.
-
-    Erlang: none (gen_tcp's {packet, N} does this for Erlang)
-    """
-    buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = sock.recv_into(view[got:])
-        if k == 0:
-            raise ConnectionError("connection closed by peer")
-        got += k
-    return bytes(buf)
-
-
-def _send_hs(sock: socket.socket, tag: str, body: dict[str, Any]) -> None:
-    """Send one handshake frame: a tag letter and a JSON object.
-
-    Erlang: dist_util:send_name/1, send_status/2, send_challenge/4,
-    send_challenge_reply/3 and send_challenge_ack/2 all write such a packet
-    """
-    payload = tag.encode() + json.dumps(body, separators=(",", ":")).encode()
-    sock.sendall(_HEADER.pack(len(payload)) + payload)
-
-
-def _recv_hs(sock: socket.socket, tag: str) -> dict[str, Any]:
-    """Read one handshake frame with the expected tag; anything else is refused.
-
-    Erlang: dist_util:recv_name/1, recv_status/1, recv_challenge/1,
-    recv_challenge_reply/3 and recv_challenge_ack/3 read such a packet
-
-    Raises:
-        HandshakeError: a frame of the wrong size, tag or shape (garbage is
-        never decoded by pickle: this is JSON, and only a dict is accepted).
-        ConnectionError: the peer closed the connection.
-    """
-    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    if size == 0 or size > MAX_HANDSHAKE_FRAME:
-        raise HandshakeError(f"handshake frame of {size} bytes refused (garbage or not a node?)")
-    payload = _recv_exact(sock, size)
-    if payload[:1] != tag.encode():
-        raise HandshakeError(f"expected handshake frame {tag!r}, got {payload[:16]!r}")
-    try:
-        body = json.loads(payload[1:].decode())
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise HandshakeError(f"handshake frame {tag!r} is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise HandshakeError(f"handshake frame {tag!r} is not an object")
-    return body
-
-
-def _field(body: dict[str, Any], key: str, kind: type) -> Any:
-    """Return a handshake field of the given type or refuse the frame.
-
-    Erlang: none (Erlang matches the packet's binary layout)
-    """
-    value = body.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise HandshakeError(f"handshake field {key!r} missing or not a {kind.__name__}")
-    return value
-
-
-def _challenge(body: dict[str, Any], key: str) -> bytes:
-    """Decode a hex challenge or digest field of a handshake frame.
-
-    Erlang: none (Erlang's challenges are 32-bit integers inside the packet)
-    """
-    try:
-        value = bytes.fromhex(_field(body, key, str))
-    except ValueError:
-        raise HandshakeError(f"handshake field {key!r} is not hex") from None
-    if len(value) != CHALLENGE_BYTES:
-        raise HandshakeError(f"handshake field {key!r} has the wrong length")
-    return value
-
-
-def _digest(cookie: bytes, label: bytes, first: bytes, second: bytes, initiator: str, acceptor: str) -> bytes:
-    """Prove knowledge of the cookie for one challenge of one handshake.
-
-    Erlang: dist_util:gen_digest/2
-
-    OTP computes ``md5(Cookie ++ integer_to_list(Challenge))``. We bind the
-    proof to both challenges, both names and the step (``reply``/``ack``),
-    so an answer can never be replayed in another handshake or reflected
-    back as the other step.
-    """
-    # DIVERGENCE(D23): HMAC-SHA256 over both challenges and names, not md5(Cookie ++ Challenge).
-    msg = b"|".join([b"repg2-dist-1", label, first, second, initiator.encode(), acceptor.encode()])
-    return hmac.new(cookie, msg, hashlib.sha256).digest()
+# == Names, ports and frames ==================================================
 
 
 def split_node(node: str) -> tuple[str, str]:
@@ -285,260 +177,6 @@ def split_node(node: str) -> tuple[str, str]:
     if not _NAME_RE.match(name) or not _HOST_RE.match(host):
         raise ValueError(f"not a node name (name@host): {node!r}")
     return name, host
-
-
-# == The port mapper (epmd) ========================================================
-
-
-def epmd_port() -> int:
-    """Return the port mapper's TCP port: ``REPG2_EPMD_PORT`` or 4371.
-
-    Erlang: erl_epmd:epmd_port/0 (ERL_EPMD_PORT, default 4369)
-    """
-    return int(os.environ.get("REPG2_EPMD_PORT", DEFAULT_EPMD_PORT))
-
-
-class PortMapper:
-    """A tiny epmd: node names to listen ports, for as long as each node lives.
-
-    Erlang: none (epmd is a C program: erts/epmd/src/epmd_srv.c)
-
-    Requests are a 2-byte length and one line of text:
-
-    - ``ALIVE <name> <port>`` -> ``OK <creation>`` or ``ERR <why>``. The
-      registration lasts while this connection stays open (epmd's
-      ``ALIVE2_REQ``): a node killed by SIGKILL vanishes when its kernel
-      closes the socket. Only accepted from a loopback address, as epmd
-      only lets local nodes register.
-    - ``PORT <name>`` -> ``PORT <port>`` or ``NONE`` (``PORT_PLEASE2_REQ``).
-    - ``NAMES`` -> ``NAMES name=port ...`` (``NAMES_REQ``).
-
-    Anything else closes that connection and is logged; the server keeps
-    serving. With ``linger`` set, :meth:`serve_forever` returns once no
-    node has been registered for ``linger`` seconds.
-    """
-
-    def __init__(self, address: str = "0.0.0.0", port: int = 0, linger: float | None = EPMD_LINGER) -> None:
-        """Erlang: none (epmd's socket setup in epmd_srv.c)"""
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self._listener.bind((address, port))
-            self._listener.listen(128)
-        except OSError:
-            self._listener.close()
-            raise
-        self._listener.settimeout(0.25)  # wake up to check the linger deadline
-        self.port: int = self._listener.getsockname()[1]
-        self.linger = linger
-        # Guards _names, _creations and _last_change.
-        self._lock = threading.Lock()
-        self._names: dict[str, tuple[int, int]] = {}  # name -> (port, creation)
-        self._creations: dict[str, int] = {}  # name -> last creation handed out
-        self._last_change = time.monotonic()
-        self._closed = threading.Event()
-
-    def serve_forever(self) -> None:
-        """Accept clients until closed or idle for ``linger`` seconds.
-
-        Erlang: none (epmd_srv.c's select loop)
-        """
-        try:
-            while not self._closed.is_set():
-                # Checked on every turn, not only on accept timeouts: lookups
-                # arriving faster than the timeout must not keep it alive.
-                if self._idle_too_long():
-                    log.info("port mapper: no node registered for %s s, exiting", self.linger)
-                    return
-                try:
-                    sock, peer = self._listener.accept()
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return  # closed under us
-                _nodelay(sock)
-                threading.Thread(target=self._serve_client, args=(sock, peer), daemon=True, name="epmd-client").start()
-        finally:
-            self.close()
-
-    def _idle_too_long(self) -> bool:
-        """Say whether nobody has been registered for ``linger`` seconds.
-
-        Erlang: none (epmd never exits by itself; ours does, see the module docstring)
-        """
-        if self.linger is None:  # DIVERGENCE(D25): epmd stays forever; ours exits when unused
-            return False
-        with self._lock:
-            return not self._names and time.monotonic() - self._last_change > self.linger
-
-    def close(self) -> None:
-        """Stop serving; registrations already made end with their connections.
-
-        Erlang: none (epmd -kill)
-        """
-        self._closed.set()
-        try:
-            self._listener.close()
-        except OSError:  # pragma: no cover - closing a closed socket
-            pass
-
-    def _serve_client(self, sock: socket.socket, peer: tuple[str, int]) -> None:
-        """Answer one client: a lookup, or a registration held until it closes.
-
-        Erlang: none (epmd_srv.c: do_request/4)
-        """
-        name: str | None = None
-        try:
-            sock.settimeout(5.0)  # a client that never sends a full request is dropped
-            (size,) = _EPMD_HEADER.unpack(_recv_exact(sock, _EPMD_HEADER.size))
-            if size == 0 or size > MAX_EPMD_FRAME:
-                raise ValueError(f"request of {size} bytes")
-            words = _recv_exact(sock, size).decode("ascii").split()
-            match words:
-                case ["ALIVE", alive, port] if _NAME_RE.match(alive) and port.isdigit():
-                    name = self._register(sock, peer, alive, int(port))
-                    if name is not None:
-                        sock.settimeout(None)
-                        # The registration lives as long as this connection:
-                        # wait for its end (EOF, reset, or any byte: all end it).
-                        sock.recv(1)
-                case ["PORT", alive] if _NAME_RE.match(alive):
-                    with self._lock:
-                        entry = self._names.get(alive)
-                    self._reply(sock, "NONE" if entry is None else f"PORT {entry[0]}")
-                case ["NAMES"]:
-                    with self._lock:
-                        listing = " ".join(f"{n}={p}" for n, (p, _c) in sorted(self._names.items()))
-                    self._reply(sock, f"NAMES {listing}".strip())
-                case _:
-                    raise ValueError(f"unknown request {' '.join(words)[:60]!r}")
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            if name is None:
-                log.warning("port mapper: refused a request from %s:%s: %s", peer[0], peer[1], exc)
-        finally:
-            if name is not None:
-                with self._lock:
-                    self._names.pop(name, None)
-                    self._last_change = time.monotonic()
-                log.info("port mapper: %s unregistered", name)
-            sock.close()
-
-    def _register(self, sock: socket.socket, peer: tuple[str, int], alive: str, port: int) -> str | None:
-        """Register ``alive`` at ``port`` and reply with its creation, or refuse.
-
-        Erlang: none (epmd_srv.c: the ALIVE2_REQ case)
-        """
-        if not peer[0].startswith("127.") and peer[0] != "::1":
-            self._reply(sock, "ERR not_local")
-            log.warning("port mapper: refused registration of %s from non-local %s", alive, peer[0])
-            return None
-        with self._lock:
-            if alive in self._names:
-                taken = True
-            else:
-                taken = False
-                previous = self._creations.get(alive, 0)
-                creation = previous
-                while creation in (0, previous):  # a new incarnation never reuses the last creation
-                    creation = random.randrange(1, 2**32)
-                self._creations[alive] = creation
-                self._names[alive] = (port, creation)
-                self._last_change = time.monotonic()
-        if taken:
-            self._reply(sock, "ERR taken")
-            return None
-        self._reply(sock, f"OK {creation}")
-        log.info("port mapper: %s registered at port %d, creation %d", alive, port, creation)
-        return alive
-
-    @staticmethod
-    def _reply(sock: socket.socket, text: str) -> None:
-        """Send one reply line with its 2-byte length.
-
-        Erlang: none (epmd_srv.c: reply/3)
-        """
-        data = text.encode("ascii")
-        sock.sendall(_EPMD_HEADER.pack(len(data)) + data)
-
-
-def _epmd_request(host: str, text: str, timeout: float) -> tuple[socket.socket, str]:
-    """Open a connection to a host's port mapper, send one request, read the reply.
-
-    Erlang: erl_epmd:open/3 and the request/reply helpers
-    """
-    sock = _nodelay(socket.create_connection((host, epmd_port()), timeout=timeout))
-    try:
-        data = text.encode("ascii")
-        sock.sendall(_EPMD_HEADER.pack(len(data)) + data)
-        (size,) = _EPMD_HEADER.unpack(_recv_exact(sock, _EPMD_HEADER.size))
-        if size > MAX_EPMD_FRAME:
-            raise ConnectionError(f"port mapper reply of {size} bytes")
-        return sock, _recv_exact(sock, size).decode("ascii")
-    except BaseException:
-        sock.close()
-        raise
-
-
-def epmd_port_please(host: str, alive: str, timeout: float = 2.0) -> int | None:
-    """Ask ``host``'s port mapper for the listen port of node ``alive``; None if unknown.
-
-    Erlang: erl_epmd:port_please/2
-
-    Raises:
-        OSError: no port mapper answers on that host.
-    """
-    sock, reply = _epmd_request(host, f"PORT {alive}", timeout)
-    sock.close()
-    match reply.split():
-        case ["PORT", port] if port.isdigit():
-            return int(port)
-        case _:
-            return None
-
-
-def epmd_names(host: str = "127.0.0.1", timeout: float = 2.0) -> dict[str, int]:
-    """Return ``{name: port}`` of the nodes registered with ``host``'s port mapper.
-
-    Erlang: erl_epmd:names/1
-    """
-    sock, reply = _epmd_request(host, "NAMES", timeout)
-    sock.close()
-    words = reply.split()[1:]
-    return {n: int(p) for n, p in (w.split("=", 1) for w in words)}
-
-
-def _start_port_mapper() -> None:
-    """Start a detached port mapper process, as ``erl`` runs ``epmd -daemon``.
-
-    Erlang: none (erl's start script does this, not Erlang code)
-
-    The child forks once more and exits at once, so the daemon is nobody's
-    child (no zombie, no orphan of a test run) and outlives this process
-    only until its last registration has ended for ``EPMD_LINGER`` seconds.
-    If two nodes start one at the same moment, one bind fails and that
-    process exits: both nodes then use the other.
-    """
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    out: Any = subprocess.DEVNULL
-    log_path = os.environ.get("REPG2_EPMD_LOG")
-    if log_path:
-        out = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "repg2.dist", "epmd", "--port", str(epmd_port()), "--daemon"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            env=env,
-            close_fds=True,
-            start_new_session=True,
-        )
-        child.wait(timeout=30)
-    finally:
-        if out is not subprocess.DEVNULL:
-            out.close()
 
 
 def listen_port_range() -> tuple[int, int]:
@@ -558,55 +196,43 @@ def listen_port_range() -> tuple[int, int]:
 
 
 def _bind_in_range(listener: socket.socket, addr: Any, ports: tuple[int, int]) -> None:
-    """Bind to the first free port of ``ports`` (any free port for ``(0, 0)``).
+    """Bind to the first free port of the range (any port for ``(0, 0)``).
 
-    Erlang: inet_tcp_dist:do_listen/2 (tries the next port on eaddrinuse)
+    Erlang: inet_tcp_dist:do_listen/2
     """
     first, last = ports
     for port in range(first, last + 1):
         try:
             listener.bind((addr[0], port, *addr[2:]))
             return
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE or port == last:
+        except OSError:
+            if port == last:
                 raise
+    raise OSError(f"no free port in {first}..{last}")  # pragma: no cover - an empty range
 
 
-def _epmd_register(alive: str, port: int, deadline: float) -> tuple[socket.socket, int]:
-    """Register with this host's port mapper, starting it if none answers.
+def _frame(control: tuple[Any, ...], message: Any = None, with_message: bool = False) -> bytes:
+    """Encode one frame's body: the pass-through byte, the control message and maybe a message.
 
-    Erlang: erl_epmd:register_node/2
+    Erlang: none (dist.c: dsig_send encodes the control message and the payload)
 
-    Returns the connection that holds the registration (close it to
-    unregister) and the creation the port mapper gave this incarnation.
-    A name still held by a previous incarnation that has just died (its
-    port mapper has not yet seen the connection close) is retried until
-    ``deadline``.
+    Raises:
+        TypeError: the message (or a pid, reason...) has no Erlang form; it
+        is refused at the send, as DESIGN.md promises.
     """
-    started_at: float | None = None
-    last_error: str = "no answer"
-    while True:
-        try:
-            sock, reply = _epmd_request("127.0.0.1", f"ALIVE {alive} {port}", timeout=2.0)
-            match reply.split():
-                case ["OK", creation] if creation.isdigit():
-                    sock.settimeout(None)
-                    return sock, int(creation)
-                case _:
-                    sock.close()
-                    last_error = reply
-        except ConnectionRefusedError:
-            last_error = "no port mapper"
-            # Start one, and again if the one we started has not come up
-            # (it may have lost a bind race to a port mapper that then exited).
-            if started_at is None or time.monotonic() - started_at > 2.0:
-                _start_port_mapper()
-                started_at = time.monotonic()
-        except OSError as exc:  # a port mapper that was just exiting: try again
-            last_error = str(exc)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"cannot register {alive} with the port mapper on port {epmd_port()}: {last_error}")
-        time.sleep(0.02)  # back off: the port mapper is starting or forgetting a dead node
+    out = bytearray(_PASS)
+    external.encode(control, out)
+    if with_message:
+        external.encode(message, out)
+    return bytes(out)
+
+
+def _nodelay(sock: socket.socket) -> socket.socket:
+    """Turn off Nagle's algorithm on a TCP socket and return it.
+
+    Erlang: none (inet_tcp_dist sets {nodelay, true} on its sockets)
+    """
+    return du.nodelay(sock)
 
 
 # == Connections =====================================================================
@@ -617,15 +243,19 @@ class Connection:
 
     Erlang: none (the dist entry and the connection owner process of dist_util)
 
-    ``wlock`` serialises writers so frames never interleave; ``last_recv`` and
-    ``last_send`` (monotonic seconds) drive the ticks.
+    ``wlock`` serialises writers so frames never interleave; ``last_recv``
+    and ``last_send`` (monotonic seconds) drive the ticks; ``flags`` are the
+    distribution flags both sides agreed on.
     """
 
-    def __init__(self, sock: socket.socket, node: str, creation: int) -> None:
+    def __init__(self, sock: socket.socket, node: str, creation: int, flags: int) -> None:
         """Erlang: none (dist_util:do_setnode/1 creates the dist entry)"""
         self.sock = sock
         self.node = node
         self.creation = creation
+        self.flags = flags
+        self.send_sender = bool(flags & du.DFLAG_SEND_SENDER)
+        self.unlink_id = bool(flags & du.DFLAG_UNLINK_ID)
         self.wlock = threading.Lock()
         self.last_recv = time.monotonic()
         self.last_send = self.last_recv
@@ -677,7 +307,7 @@ class Distribution:
         """Erlang: none (see start/0)"""
         self.alive, self.host = split_node(name)
         self.name = name
-        self.cookie = cookie.encode() if isinstance(cookie, str) else bytes(cookie)
+        self.cookie = cookie.encode("latin-1") if isinstance(cookie, str) else bytes(cookie)
         self.ticktime = float(ticktime)
         self.setuptime = float(setuptime)
         self.creation = 0
@@ -693,6 +323,7 @@ class Distribution:
         self._listener: socket.socket | None = None
         self._epmd_sock: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
+        self._unlink_ids = iter(range(1, 1 << 64))  # UNLINK_ID ids: unique per node (next() is atomic)
 
     # -- Starting and stopping ---------------------------------------------------
 
@@ -706,6 +337,10 @@ class Distribution:
         The node takes its name and creation only after the port mapper
         accepted the name, and accepts connections only after that, so no
         peer ever sees a half-named node.
+
+        Raises:
+            OSError: no port to listen on, or no port mapper.
+            epmd.DuplicateName: a node of that name is registered already.
         """
         family, _, _, _, addr = socket.getaddrinfo(self.host, 0, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -713,7 +348,7 @@ class Distribution:
             _bind_in_range(listener, addr, listen_port_range())
             listener.listen(128)
             port = listener.getsockname()[1]
-            self._epmd_sock, self.creation = _epmd_register(self.alive, port, time.monotonic() + self.setuptime + 5)
+            self._epmd_sock, self.creation = epmd.ensure_registered(self.alive, port, timeout=self.setuptime + 8)
         except BaseException:
             listener.close()
             raise
@@ -738,10 +373,8 @@ class Distribution:
         if listener is not None:
             # A thread blocked in accept() is not woken by close() on every
             # platform; a connection to ourselves wakes it portably.
-            try:
+            with contextlib.suppress(OSError):
                 _nodelay(socket.create_connection(listener.getsockname()[:2], timeout=1)).close()
-            except OSError:
-                pass
         if self._acceptor is not None:
             self._acceptor.join(timeout=5)
         if listener is not None:
@@ -749,7 +382,7 @@ class Distribution:
         for conn in conns:
             self._teardown(conn, "shutdown")
         if self._epmd_sock is not None:
-            self._epmd_sock.close()
+            self._epmd_sock.close()  # the name is free at the port mapper from now on
         if erlang._dist is self:
             erlang._set_dist(None)
 
@@ -777,45 +410,75 @@ class Distribution:
     def send(self, sender: Pid | None, to: Pid, msg: Any) -> None:
         """Send a message to a remote pid, connecting first if needed.
 
-        Erlang: none (the SEND control message, dist.c: erts_dsig_send_msg)
+        Erlang: none (dist.c: erts_dsig_send_msg: SEND_SENDER, or SEND to a peer without it)
+
+        Raises:
+            TypeError: ``msg`` has no Erlang form (nothing is sent).
         """
         conn = self._ensure(to.node)
-        if conn is not None:
-            self._write(conn, self._encode((Op.SEND, to, msg), "erlang:send/2"))
+        if conn is None:
+            _check_encodable(msg)  # an unreachable node drops the message, but a bad message is still refused
+            return
+        if conn.send_sender and sender is not None:
+            data = _frame((Op.SEND_SENDER, sender, to), msg, True)
+        else:
+            data = _frame((Op.SEND, "", to), msg, True)
+        self._write(conn, data)
 
     def reg_send(self, sender: Pid | None, name: str, node: str, msg: Any) -> None:
         """Send a message to a name registered on another node.
 
-        Erlang: none (the REG_SEND control message, dist.c: erts_dsig_send_reg_msg)
+        Erlang: none (dist.c: erts_dsig_send_reg_msg: REG_SEND)
+
+        A sender that is no process (a plain thread) sends as this node's
+        ``net_kernel`` ticker would: Erlang demands a pid in the control message.
         """
         conn = self._ensure(node)
-        if conn is not None:
-            self._write(conn, self._encode((Op.REG_SEND, sender, name, msg), "erlang:send/2"))
+        if conn is None:
+            _check_encodable(msg)
+            return
+        frm = sender if sender is not None else _anonymous_sender()
+        self._write(conn, _frame((Op.REG_SEND, frm, "", name), msg, True))
+
+    def alias_send(self, sender: Pid | None, alias: Ref, msg: Any) -> None:
+        """Send a message to a process alias (a reference) on another node.
+
+        Erlang: none (dist.c: ALIAS_SEND; OTP 24's gen:call replies this way)
+        """
+        conn = self._ensure(alias.node)
+        if conn is None:
+            return
+        frm = sender if sender is not None else _anonymous_sender()
+        self._write(conn, _frame((Op.ALIAS_SEND, frm, alias), msg, True))
 
     def link(self, frm: Pid, to: Pid) -> None:
         """Link a local process to a remote one; 'noconnection' if its node is unreachable.
 
-        Erlang: none (the LINK control message, dist.c: erts_dsig_send_link)
+        Erlang: none (dist.c: erts_dsig_send_link: LINK)
         """
         conn = self._ensure(to.node)
         if conn is None:
             erlang._dist_exit(to, frm, "noconnection", True)
         else:
-            self._write(conn, self._encode((Op.LINK, frm, to), "erlang:link/1"))
+            self._write(conn, _frame((Op.LINK, frm, to)))
 
     def unlink(self, frm: Pid, to: Pid) -> None:
         """Remove a link to a remote process (nothing to do if its node is gone).
 
-        Erlang: none (the UNLINK control message)
+        Erlang: none (dist.c: UNLINK_ID with a fresh id, or UNLINK to a peer without the unlink protocol)
         """
         conn = self._conns.get(to.node)
-        if conn is not None:
-            self._write(conn, self._encode((Op.UNLINK, frm, to), "erlang:unlink/1"))
+        if conn is None:
+            return
+        if conn.unlink_id:
+            self._write(conn, _frame((Op.UNLINK_ID, next(self._unlink_ids), frm, to)))
+        else:
+            self._write(conn, _frame((Op.UNLINK, frm, to)))
 
     def exit(self, frm: Pid, to: Pid, reason: Any, linked: bool) -> None:
         """Send an exit signal to a remote process.
 
-        Erlang: none (the EXIT control message for links, EXIT2 for erlang:exit/2)
+        Erlang: none (dist.c: EXIT for a broken link, EXIT2 for erlang:exit/2)
 
         A link's signal needs no new connection: had the connection gone
         down, the runtime would already have broken the link with
@@ -824,12 +487,12 @@ class Distribution:
         conn = self._conns.get(to.node) if linked else self._ensure(to.node)
         if conn is not None:
             op = Op.EXIT if linked else Op.EXIT2
-            self._write(conn, self._encode((op, frm, to, _portable_reason(reason)), "erlang:exit/2"))
+            self._write(conn, _frame((op, frm, to, external.portable(reason))))
 
     def monitor(self, watcher: Pid, target: Any, ref: Ref) -> bool:
         """Ask a remote node to monitor a process for us; False if it cannot be reached.
 
-        Erlang: none (the MONITOR_P control message)
+        Erlang: none (dist.c: erts_dsig_send_monitor: MONITOR_P)
 
         By name, only the name travels, as in Erlang (the target node knows
         it is its own name).
@@ -842,29 +505,32 @@ class Distribution:
         # Once the connection is in hand the monitor is registered with the
         # runtime before this send, so if the send fails the connection's
         # nodedown fires it: answering False here would fire it twice.
-        self._write(conn, self._encode((Op.MONITOR_P, watcher, wire, ref), "erlang:monitor/2"))
+        self._write(conn, _frame((Op.MONITOR_P, watcher, wire, ref)))
         return True
 
     def demonitor(self, watcher: Pid, target: Any, ref: Ref) -> None:
         """Drop a monitor held on a remote process (nothing to do if its node is gone).
 
-        Erlang: none (the DEMONITOR_P control message)
+        Erlang: none (dist.c: erts_dsig_send_demonitor: DEMONITOR_P)
         """
         node = target[1] if isinstance(target, tuple) else target.node
         conn = self._conns.get(node)
         if conn is not None:
             wire = target[0] if isinstance(target, tuple) else target
-            self._write(conn, self._encode((Op.DEMONITOR_P, watcher, wire, ref), "erlang:demonitor/1"))
+            self._write(conn, _frame((Op.DEMONITOR_P, watcher, wire, ref)))
 
     def monitor_exit(self, target: Any, watcher: Pid, ref: Ref, reason: Any) -> None:
         """Tell a remote watcher that the local process it monitors has ended.
 
-        Erlang: none (the MONITOR_P_EXIT control message)
+        Erlang: none (dist.c: erts_dsig_send_m_exit: MONITOR_P_EXIT)
+
+        A monitor by name reports the name, as the 'DOWN' item it becomes on
+        the watcher's side is ``{Name, Node}``.
         """
         conn = self._conns.get(watcher.node)
         if conn is not None:
-            msg = (Op.MONITOR_P_EXIT, target, watcher, ref, _portable_reason(reason))
-            self._write(conn, self._encode(msg, "erlang:monitor/2"))
+            wire = target[0] if isinstance(target, tuple) else target
+            self._write(conn, _frame((Op.MONITOR_P_EXIT, wire, watcher, ref, external.portable(reason))))
 
     # -- Partitions (for the test harness) -------------------------------------
 
@@ -936,12 +602,14 @@ class Distribution:
         if not ours:
             pend.event.wait(max(0.0, deadline - time.monotonic()))
             return node in self._conns
-        outcome = "failed"
+        lost = False
         try:
-            outcome = self._dial(node, deadline)
-        except (HandshakeError, OSError) as exc:
+            self._dial(node, pend, deadline)
+        except du.LostRace:
+            lost = True
+        except (du.HandshakeError, OSError, ValueError) as exc:
             log.warning("connection to node %s failed: %s", node, exc)
-        if outcome == "nok":
+        if lost:
             # We lost a simultaneous connect: the peer's own dial, accepted
             # here, takes this pending setup over and finishes it.
             pend.event.wait(max(0.0, deadline - time.monotonic()))
@@ -972,85 +640,59 @@ class Distribution:
         if old is not None:
             old.down_done.wait(max(0.0, deadline - time.monotonic()))
 
-    def _dial(self, node: str, deadline: float) -> str:
-        """Run the handshake as the node that started it.
+    def _dial(self, node: str, pend: _Pending, deadline: float) -> None:
+        """Find ``node``'s port, connect, run the handshake as the initiator, and start reading.
 
-        Erlang: dist_util:handshake_we_started/1
         Erlang: inet_tcp_dist:do_setup/6
-
-        Returns ``'up'``, ``'nok'`` (the peer won a simultaneous connect) or
-        ``'already'`` (the peer already had a connection with us, and so do we).
+        Erlang: dist_util:handshake_we_started/1
 
         Raises:
-            HandshakeError, OSError: the setup failed; the message says why.
+            du.LostRace: the peer won a simultaneous connect, or still holds
+                a connection with us that we hold too.
+            du.HandshakeError, OSError: the setup failed; the message says why.
         """
         alive, host = split_node(node)
         remaining = max(0.05, deadline - time.monotonic())
         try:
-            port = epmd_port_please(host, alive, timeout=remaining)
+            found = epmd.port_please(alive, host, timeout=remaining)
         except OSError as exc:
-            raise HandshakeError(f"no port mapper answers on {host}: {exc}") from None
-        if port is None:
-            raise HandshakeError(f"no node {alive!r} is registered on {host}")
-        sock = _nodelay(socket.create_connection((host, port), timeout=max(0.05, deadline - time.monotonic())))
+            raise du.HandshakeError(f"no port mapper answers on {host}: {exc}", "no_epmd") from None
+        if found is None:
+            raise du.HandshakeError(f"no node {alive!r} is registered with the port mapper of {host}", "noport")
+        sock = _nodelay(socket.create_connection((host, found[0]), timeout=max(0.05, deadline - time.monotonic())))
         try:
-            sock.settimeout(max(0.05, deadline - time.monotonic()))
-            _send_hs(sock, "n", {"version": HANDSHAKE_VERSION, "name": self.name, "creation": self.creation})
-            status = _field(_recv_hs(sock, "s"), "status", str)
-            if status == "nok":
-                sock.close()
-                return "nok"
-            if status == "not_allowed":
-                raise HandshakeError("the peer does not allow a connection from us (blocked)")
-            if status == "alive":
-                # The peer thinks it is connected to us. If we think so too,
-                # this dial is redundant; if not, its connection is stale.
-                keep = node not in self._conns
-                _send_hs(sock, "s", {"alive": keep})
-                if not keep:
-                    sock.close()
-                    return "already"
-            elif status != "ok":
-                raise HandshakeError(f"unexpected status {status!r}")
-            challenge = _recv_hs(sock, "c")
-            if _field(challenge, "name", str) != node:
-                raise HandshakeError(f"the node at that port is {challenge.get('name')!r}, not {node}")
-            peer_creation = _field(challenge, "creation", int)
-            their = _challenge(challenge, "challenge")
-            ours = os.urandom(CHALLENGE_BYTES)
-            digest = _digest(self.cookie, b"reply", their, ours, self.name, node)
-            _send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
-            try:
-                ack = _recv_hs(sock, "a")
-            except ConnectionError:
-                raise HandshakeError(
-                    "the peer closed the connection after our challenge reply: its cookie is not ours"
-                ) from None
-            if not hmac.compare_digest(
-                _challenge(ack, "digest"), _digest(self.cookie, b"ack", ours, their, self.name, node)
-            ):
-                raise HandshakeError("the peer failed our challenge: its cookie is not ours")
+            result = du.handshake_we_started(
+                sock,
+                this_node=self.name,
+                other_node=node,
+                cookie=self.cookie,
+                creation=self.creation,
+                # 'alive' from the peer: go on only if we hold no connection to it
+                is_pending=lambda other: other not in self._conns and not pend.incoming,
+                deadline=deadline,
+            )
             sock.settimeout(None)
-            conn = Connection(sock, node, peer_creation)
-            if not self._mark_up(conn, ack=None):
-                raise HandshakeError("this node stopped or blocked that node meanwhile")
+            conn = Connection(sock, node, result.creation, result.chosen_flags)
+            if not self._mark_up(conn):
+                raise du.HandshakeError("this node stopped or blocked that node meanwhile", "not_allowed")
         except BaseException:
             sock.close()
             raise
         conn.reader = threading.Thread(target=self._reader_loop, args=(conn,), daemon=True, name=f"dist-{node}")
         conn.reader.start()
         self._after_up(conn)
-        return "up"
 
     def _accept_loop(self) -> None:
         """Accept connections and hand each to its own handshake thread.
 
         Erlang: inet_tcp_dist:accept_loop/2
         """
-        assert self._listener is not None
+        listener = self._listener
+        if listener is None:  # pragma: no cover - start() sets it before starting this thread
+            return
         while True:
             try:
-                sock, _peer = self._listener.accept()
+                sock, _peer = listener.accept()
             except OSError:
                 return
             if self._stopped:
@@ -1060,85 +702,77 @@ class Distribution:
             threading.Thread(target=self._accepted, args=(sock,), daemon=True, name="dist-handshake").start()
 
     def _accepted(self, sock: socket.socket) -> None:
-        """Run the handshake another node started; on success become the reader.
+        """Run the handshake another node started; on success become the connection's reader.
 
-        Erlang: dist_util:handshake_other_started/1
         Erlang: inet_tcp_dist:do_accept/6
+        Erlang: dist_util:handshake_other_started/1
         """
-        peer = "<unknown>"
-        pend: _Pending | None = None
-        replaces = False  # the peer says our connection with it is stale
-        try:
-            sock.settimeout(self.setuptime)  # a peer that never finishes is dropped
-            hello = _recv_hs(sock, "n")
-            if _field(hello, "version", int) != HANDSHAKE_VERSION:
-                raise HandshakeError(f"unsupported handshake version {hello.get('version')!r}")
-            peer = _field(hello, "name", str)
-            split_node(peer)
-            peer_creation = _field(hello, "creation", int)
+        owned: dict[str, _Pending] = {}  # the pending setup this handshake owns, by node
+
+        def mark_pending(peer: str) -> du.Status:
+            """Erlang: net_kernel:handle_info/2 ({AcceptPid, {accept_pending, MyNode, Node, ...}})"""
             status, pend = self._accept_pending(peer)
-            if status == "alive":
-                _send_hs(sock, "s", {"status": "alive"})
-                if not _field(_recv_hs(sock, "s"), "alive", bool):
-                    return
-                # The old connection is dropped below, once the peer has proved the cookie:
-                # anyone who merely knows a node's name must not be able to cut it off.
-                replaces = True
-            elif status != "ok":
-                _send_hs(sock, "s", {"status": status})
-                return
-            else:
-                _send_hs(sock, "s", {"status": "ok"})
-            ours = os.urandom(CHALLENGE_BYTES)
-            _send_hs(sock, "c", {"name": self.name, "creation": self.creation, "challenge": ours.hex()})
-            reply = _recv_hs(sock, "r")
-            their = _challenge(reply, "challenge")
-            expected = _digest(self.cookie, b"reply", ours, their, peer, self.name)
-            if not hmac.compare_digest(_challenge(reply, "digest"), expected):
-                log.error(
-                    "** Connection attempt from node %s rejected: invalid challenge reply (wrong cookie) **", peer
-                )
-                return
-            if replaces:
-                old = self._conns.get(peer)
-                if old is not None:
-                    self._teardown(old, "connection replaced")  # the peer restarted or lost it
-                status, pend = self._accept_pending(peer)
-                if status != "ok":
-                    return  # a third party won the race for this name: give up
-            ack = _digest(self.cookie, b"ack", their, ours, peer, self.name)
-            payload = b"a" + json.dumps({"digest": ack.hex()}).encode()
+            if pend is not None:
+                owned[peer] = pend
+            return status
+
+        def wait_pending(peer: str) -> None:
+            """Erlang: dist_util:wait_pending/1 (the stale connection goes first)"""
+            old = self._conns.get(peer)
+            if old is not None:
+                self._teardown(old, "connection replaced")  # the peer restarted or lost it
+            status, pend = self._accept_pending(peer)
+            if status not in ("ok", "ok_simultaneous") or pend is None:
+                raise du.HandshakeError(f"a third party won the race for {peer}", "not_allowed")
+            owned[peer] = pend
+
+        peer = "<unknown>"
+        try:
+            result = du.handshake_other_started(
+                sock,
+                this_node=self.name,
+                cookie=self.cookie,
+                creation=self.creation,
+                mark_pending=mark_pending,
+                wait_pending=wait_pending,
+                deadline=time.monotonic() + self.setuptime,
+            )
+            peer = result.node
             sock.settimeout(None)
-            conn = Connection(sock, peer, peer_creation)
-            if not self._mark_up(conn, ack=_HEADER.pack(len(payload)) + payload):
+            conn = Connection(sock, peer, result.creation, result.chosen_flags)
+            if not self._mark_up(conn):
+                sock.close()
                 return
-            sock = None  # type: ignore[assignment]  # the connection owns it now
             conn.reader = threading.current_thread()
-            assert pend is not None, "an accepted handshake always owns its pending setup"
-            self._finish_pending(peer, pend)
-            pend = None
-            self._after_up(conn)
-            self._reader_loop(conn)
-        except (HandshakeError, ValueError) as exc:
-            log.warning("refused a connection from %s: %s", peer, exc)
-        except (OSError, ConnectionError) as exc:
-            log.info("connection setup from %s failed: %s", peer, exc)
-        finally:
+            pend = owned.pop(peer, None)
             if pend is not None:
                 self._finish_pending(peer, pend)
-            if sock is not None:
-                sock.close()
+            self._after_up(conn)
+            self._reader_loop(conn)
+        except du.LostRace as exc:
+            log.info("connection from %s not taken: %s", peer, exc)
+        except du.HandshakeError as exc:  # a wrong cookie is logged as an error by dist_util, as OTP does
+            log.warning("refused a connection: %s", exc)
+        except (OSError, ValueError) as exc:
+            log.info("connection setup from %s failed: %s", peer, exc)
+        finally:
+            for node, pend in owned.items():
+                self._finish_pending(node, pend)
+            if not any(c.sock is sock for c in list(self._conns.values())):
+                with contextlib.suppress(OSError):
+                    sock.close()
 
-    def _accept_pending(self, peer: str) -> tuple[str, _Pending | None]:
+    def _accept_pending(self, peer: str) -> tuple[du.Status, _Pending | None]:
         """Decide what to answer a node that started a handshake with us.
 
         Erlang: net_kernel:handle_info/2 ({AcceptPid, {accept_pending, MyNode, Node, ...}})
 
-        ``not_allowed`` for a blocked node; ``alive`` if we believe we are
-        connected; on a simultaneous connect the node with the greater name
-        keeps its own dial (``nok`` to the other's) and the smaller one lets
-        the incoming handshake take its pending setup over; a second
-        incoming handshake for the same node is refused.
+        ``not_allowed`` for a blocked node or a stopped node; ``alive`` if
+        we believe we are connected; on a simultaneous connect the node with
+        the greater name keeps its own dial (``nok`` to the other's) and the
+        smaller one lets the incoming handshake take its pending setup over
+        (``ok_simultaneous``); a second incoming handshake for the same node
+        is refused (``nok``).
         """
         with self._lock:
             if self._stopped or peer == self.name or peer in self._blocked:
@@ -1151,10 +785,13 @@ class Distribution:
             if pend is None:
                 pend = self._pending[peer] = _Pending(incoming=True)
                 return "ok", pend
-            if pend.incoming or self.name > peer:
+            if pend.incoming:
+                return "nok", None
+            status = du.simultaneous_status(self.name, peer)
+            if status == "nok":
                 return "nok", None
             pend.incoming = True
-            return "ok", pend
+            return "ok_simultaneous", pend
 
     def _finish_pending(self, node: str, pend: _Pending) -> None:
         """End a pending setup and wake whoever waits for it.
@@ -1166,49 +803,31 @@ class Distribution:
                 del self._pending[node]
         pend.event.set()
 
-    def _mark_up(self, conn: Connection, ack: bytes | None) -> bool:
+    def _mark_up(self, conn: Connection) -> bool:
         """Make a connection visible: in ``nodes()``, then ``nodeup`` to subscribers.
 
         Erlang: dist_util:do_setnode/1
         Erlang: net_kernel:handle_info/2 ({SetupPid, {nodeup, Node, ...}})
-
-        The accepting side sends its challenge ack while holding the
-        connection's writer lock, so no message can overtake it.
         """
         self._wait_closing(conn.node, time.monotonic() + 5)
         with self._updown_lock:
-            with conn.wlock:
-                with self._lock:
-                    if self._stopped or conn.node in self._blocked or conn.node in self._conns:
-                        return False
-                    self._conns[conn.node] = conn
-                if ack is not None:
-                    try:
-                        conn.sock.sendall(ack)
-                    except OSError:
-                        pass  # the reader sees the dead socket and takes the connection down
+            with self._lock:
+                if self._stopped or conn.node in self._blocked or conn.node in self._conns:
+                    return False
+                self._conns[conn.node] = conn
             log.info("nodeup %s (creation %d)", conn.node, conn.creation)
             self._on_nodeup(conn.node)
         return True
 
     def _after_up(self, conn: Connection) -> None:
-        """Tell the new peer which nodes we know, so it can connect to them too.
+        """Connect, in the background, to the nodes the new peer knows and we do not.
 
         Erlang: global:handle_info/2 ({nodeup, Node}) starts a sync that does this
         """
-        # DIVERGENCE(D26): OTP's global connects nodes transitively; here the distribution does.
-        known = [n for n in list(self._conns) if n != conn.node]  # list(): a snapshot, atomic under the GIL
-        self._write(conn, pickle.dumps((Op.NODES, known), protocol=pickle.HIGHEST_PROTOCOL))
-
-    def _connect_to(self, nodes: list[str]) -> None:
-        """Connect, in the background, to the nodes a peer knows and we do not.
-
-        Erlang: none (global's sync connects to the other nodes' nodes)
-        """
-        for node in nodes:
-            if node == self.name or node in self._conns or node in self._blocked or self._stopped:
-                continue
-            threading.Thread(target=self.connect, args=(node,), daemon=True, name=f"dist-connect-{node}").start()
+        # DIVERGENCE(D26): OTP's global connects nodes transitively; here the distribution does,
+        # by asking the peer's rex for its nodes(), which an Erlang node answers too.
+        if not self._stopped:
+            erlang.spawn(_connect_transitively, self, conn.node)
 
     # -- Reading, writing, ticking ------------------------------------------------
 
@@ -1243,14 +862,15 @@ class Distribution:
                     break
                 conn.last_recv = time.monotonic()
                 try:
-                    msg = pickle.loads(payload)
-                except Exception as exc:  # noqa: BLE001 - a bad frame is dropped, the connection stays
-                    log.error("could not decode a message from node %s, dropped: %r", conn.node, exc)
-                    continue
+                    control, message = _decode_frame(payload)
+                except external.DecodeError as exc:
+                    log.error("node %s sent a frame that does not decode (%s): closing the connection", conn.node, exc)
+                    reason = "bad_frame"
+                    break
                 try:
-                    self._dispatch(conn, msg)
+                    self._dispatch(conn, control, message)
                 except Exception:  # noqa: BLE001 - a bad control message must not kill the connection
-                    log.exception("bad control message from node %s: %.200r", conn.node, msg)
+                    log.exception("bad control message from node %s: %.200r", conn.node, control)
         except (OSError, ValueError) as exc:  # ValueError: read on a file closed under us
             reason = f"connection error: {exc}"
         finally:
@@ -1258,49 +878,86 @@ class Distribution:
                 reader.close()  # the socket's descriptor is freed only when its file is closed too
             self._teardown(conn, reason)
 
-    def _dispatch(self, conn: Connection, msg: tuple[Any, ...]) -> None:
-        """Hand one control message to the runtime.
+    def _dispatch(self, conn: Connection, control: Any, message: Any) -> None:
+        """Hand one control message (and its message, if any) to the runtime.
 
         Erlang: none (dist.c: erts_net_message/5)
         """
-        match msg:
-            case (Op.SEND, to, payload):
-                erlang._dist_deliver(to, payload)
-            case (Op.REG_SEND, _frm, name, payload):
-                erlang._dist_deliver_reg(name, payload)
-            case (Op.LINK, frm, to):
+        me = self.name
+        match control:
+            case (Op.SEND_SENDER, _frm, Pid() as to) | (Op.SEND_SENDER_TT, _frm, Pid() as to, _):
+                erlang._dist_deliver(to, message)
+            case (Op.SEND, _unused, Pid() as to) | (Op.SEND_TT, _unused, Pid() as to, _):
+                erlang._dist_deliver(to, message)
+            case (Op.REG_SEND, _frm, _unused, str() as name) | (Op.REG_SEND_TT, _frm, _unused, str() as name, _):
+                erlang._dist_deliver_reg(name, message)
+            case (Op.ALIAS_SEND, _frm, Ref()) | (Op.ALIAS_SEND_TT, _frm, Ref(), _):
+                # We never hand out aliases (our calls tag replies with plain refs): nobody to deliver to.
+                log.debug("ALIAS_SEND from %s to an alias this node never made: dropped", conn.node)
+            case (Op.LINK, Pid() as frm, Pid() as to):
                 erlang._dist_link(frm, to)
-            case (Op.UNLINK, frm, to):
+            case (Op.UNLINK, Pid() as frm, Pid() as to):
                 erlang._dist_unlink(frm, to)
-            case (Op.EXIT, frm, to, reason):
+            case (Op.UNLINK_ID, int() as uid, Pid() as frm, Pid() as to):
+                erlang._dist_unlink(frm, to)
+                self._write(conn, _frame((Op.UNLINK_ID_ACK, uid, to, frm)))
+            case (Op.UNLINK_ID_ACK, int(), Pid(), Pid()):
+                pass  # our unlink was done locally when we sent it
+            case (Op.EXIT, Pid() as frm, Pid() as to, reason) | (Op.EXIT_TT, Pid() as frm, Pid() as to, _, reason):
                 erlang._dist_exit(frm, to, reason, True)
-            case (Op.EXIT2, frm, to, reason):
+            case (Op.EXIT2, Pid() as frm, Pid() as to, reason) | (Op.EXIT2_TT, Pid() as frm, Pid() as to, _, reason):
                 erlang._dist_exit(frm, to, reason, False)
-            case (Op.MONITOR_P, watcher, target, ref):  # by name, only the name travels
-                erlang._dist_monitor(watcher, (target, self.name) if isinstance(target, str) else target, ref)
-            case (Op.DEMONITOR_P, _watcher, target, ref):
-                erlang._dist_demonitor((target, self.name) if isinstance(target, str) else target, ref)
-            case (Op.MONITOR_P_EXIT, item, watcher, ref, reason):
-                erlang._dist_monitor_exit(item, watcher, ref, reason)
-            case (Op.NODES, list(known)):
-                self._connect_to([n for n in known if isinstance(n, str)])
+            case (Op.MONITOR_P, Pid() as watcher, target, Ref() as ref):  # by name, only the name travels
+                erlang._dist_monitor(watcher, (target, me) if isinstance(target, str) else target, ref)
+            case (Op.DEMONITOR_P, _watcher, target, Ref() as ref):
+                erlang._dist_demonitor((target, me) if isinstance(target, str) else target, ref)
+            case (Op.MONITOR_P_EXIT, item, Pid() as watcher, Ref() as ref, reason):
+                erlang._dist_monitor_exit((item, conn.node) if isinstance(item, str) else item, watcher, ref, reason)
+            case (Op.SPAWN_REQUEST, Ref() as req, Pid() as frm, _gl, (str(), str(), int()) as mfa, list(opts)) | (
+                Op.SPAWN_REQUEST_TT,
+                Ref() as req,
+                Pid() as frm,
+                _gl,
+                (str(), str(), int()) as mfa,
+                list(opts),
+                _,
+            ):
+                self._spawn_request(conn, req, frm, mfa, opts, message)
+            case (Op.GROUP_LEADER, *_):
+                pass  # no group leaders here: a remote process's I/O stays on its node
             case _:
-                log.error("unknown control message from node %s: %.200r", conn.node, msg)
+                log.error("unknown control message from node %s: %.200r", conn.node, control)
 
-    def _encode(self, msg: tuple[Any, ...], bif: str) -> bytes:
-        """Pickle a control message; raise ``badarg`` in the sender if it cannot travel.
+    def _spawn_request(self, conn: Connection, req: Ref, frm: Pid, mfa: Any, opts: list[Any], args: Any) -> None:
+        """Spawn the process another node asks for and answer with its pid.
 
-        Erlang: none (term_to_binary cannot fail in Erlang; pickle can)
+        Erlang: none (erts: the spawning node's half of spawn_request/5)
+
+        OTP 25's ``rpc:call`` is ``erpc:call``, which spawns
+        ``erpc:execute_call/4`` on the target node, monitored, and reads the
+        result from the exit reason in the ``'DOWN'``; ``rpc:cast`` spawns
+        ``erpc:execute_cast/3``. Any module-level function may be spawned
+        this way: the module and function are found as ``rex`` finds them
+        (``repg2.rpc``), and a function that does not exist makes a process
+        that exits with ``undef``, as an Erlang spawn of one does. The
+        options this runtime acts on are ``link`` and ``monitor``; the
+        others (priority, heap sizes...) mean nothing here and are ignored.
         """
-        try:  # DIVERGENCE(D24): pickle, not the external term format; only authenticated peers load it
-            data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - pickle raises many types
-            raise erlang.ErlangError(
-                "badarg", f"badarg: {bif}: the message cannot be sent to another node: {exc!r}"
-            ) from exc
-        if len(data) > MAX_FRAME:
-            raise erlang.ErlangError("badarg", f"badarg: {bif}: message of {len(data)} bytes exceeds {MAX_FRAME}")
-        return data
+        from repg2 import rpc  # the function lookup of rex; imported here, as only peers' requests need it
+
+        module, function, arity = mfa
+        if not isinstance(args, list) or len(args) != arity:
+            self._write(conn, _frame((Op.SPAWN_REPLY, req, frm, 0, "badarg")))
+            return
+        link = "link" in opts
+        monitor = "monitor" in opts or any(isinstance(o, tuple) and o[:1] == ("monitor",) for o in opts)
+        flags = (SPAWN_LINKED if link else 0) | (SPAWN_MONITORED if monitor else 0)
+
+        def announce(pid: Pid) -> None:
+            """Erlang: none (the SPAWN_REPLY goes out before the new process runs)"""
+            self._write(conn, _frame((Op.SPAWN_REPLY, req, frm, flags, pid)))
+
+        erlang._dist_spawn(frm, rpc.spawned_apply, (module, function, args), link, req if monitor else None, announce)
 
     def _write(self, conn: Connection, data: bytes) -> None:
         """Write one frame; on a dead socket drop it and let the reader take the connection down.
@@ -1309,7 +966,13 @@ class Distribution:
 
         Inside :meth:`corked` the frame waits in the calling thread's batch
         and goes out with the others at the end of the block.
+
+        Raises:
+            erlang.ErlangError: ``badarg`` for a frame over ``MAX_FRAME``.
         """
+        if len(data) > MAX_FRAME:
+            # DIVERGENCE(D24): Erlang sends a message of any size; we refuse one no peer would read.
+            raise erlang.ErlangError("badarg", f"badarg: a message of {len(data)} bytes exceeds {MAX_FRAME}")
         batch: dict[Connection, list[bytes]] | None = getattr(_corks, "batch", None)
         if batch is not None:
             batch.setdefault(conn, []).append(data)
@@ -1448,30 +1111,71 @@ class Distribution:
             conn.down_done.set()
 
 
+def _decode_frame(payload: bytes) -> tuple[Any, Any]:
+    """Decode a frame's control message and, for the ones that carry one, its message.
+
+    Erlang: none (dist.c: erts_net_message decodes the control message, then the payload)
+
+    Raises:
+        external.DecodeError: not a pass-through frame, a control message
+        that is not a tuple opening with an operation number, trailing
+        bytes, or anything the term decoder refuses.
+    """
+    if not payload or payload[0] != PASS_THROUGH:
+        raise external.DecodeError(
+            f"frame does not open with the pass-through byte {PASS_THROUGH}: {payload[:1]!r}", 0, None
+        )
+    control, end = external.decode(payload, 1)
+    op = control[0] if isinstance(control, tuple) and control else None
+    if not isinstance(op, int) or isinstance(op, bool):
+        raise external.DecodeError(f"control message is not a tuple with an operation number: {control!r:.80}", 1, None)
+    message = None
+    if control[0] in _WITH_MESSAGE:
+        message, end = external.decode(payload, end)
+    if end != len(payload):
+        raise external.DecodeError(f"{len(payload) - end} bytes after the frame's terms", end, None)
+    return control, message
+
+
+def _check_encodable(msg: Any) -> None:
+    """Raise ``TypeError`` if ``msg`` has no Erlang form, though it goes nowhere.
+
+    Erlang: none (a message Erlang could not encode does not exist)
+    """
+    external.term_to_binary(msg)
+
+
+def _anonymous_sender() -> Pid:
+    """Return the pid a send from outside any process goes out with (a plain thread's sends).
+
+    Erlang: none (every Erlang sender is a process; REG_SEND needs a pid)
+    """
+    return erlang.self()
+
+
+def _connect_transitively(distribution: Distribution, peer: str) -> None:
+    """Ask ``peer`` for the nodes it knows, with an rpc, and connect to those this node lacks.
+
+    Erlang: none (global's sync does this for Erlang nodes)
+    """
+    from repg2 import rpc  # imported here: rpc imports gen_server, which needs a running runtime only
+
+    known = rpc.call(peer, "erlang", "nodes", [], distribution.setuptime)
+    if not isinstance(known, list):
+        return
+    for node in known:
+        if isinstance(node, str) and node != distribution.name and node not in distribution.nodes():
+            if node not in distribution.blocked():
+                distribution.connect(node)
+
+
 def _shutdown(sock: socket.socket) -> None:
     """Shut a socket down both ways, waking any thread blocked on it.
 
     Erlang: none (closing the distribution port)
     """
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def _portable_reason(reason: Any) -> Any:
-    """Return ``reason`` if it survives pickling, else its ``repr``.
-
-    Erlang: none (every Erlang term can travel; a Python exception may not)
-
-    An exception whose class needs constructor arguments pickles but fails
-    to unpickle on the other side, so we try both ways here.
-    """
-    try:
-        pickle.loads(pickle.dumps(reason, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:  # noqa: BLE001 - anything that fails to round-trip
-        return repr(reason)
-    return reason
 
 
 # == The harness' view: the running distribution ======================================
@@ -1505,35 +1209,3 @@ def unblock(nodes: Iterable[str] | None = None) -> None:
     dist = current()
     if dist is not None:
         dist.unblock(nodes)
-
-
-# == Command line: the port mapper daemon ===========================================
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the port mapper: ``python -m repg2.dist epmd [--port N] [--linger S] [--daemon]``.
-
-    Erlang: none (the epmd program's main)
-    """
-    parser = argparse.ArgumentParser(prog="python -m repg2.dist")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("epmd", help="run the port mapper")
-    cmd.add_argument("--port", type=int, default=None)
-    cmd.add_argument("--address", default=os.environ.get("REPG2_EPMD_ADDRESS", "0.0.0.0"))
-    cmd.add_argument("--linger", type=float, default=EPMD_LINGER, help="exit this many seconds after the last node")
-    cmd.add_argument("--daemon", action="store_true", help="fork and return at once")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s epmd[%(process)d] %(message)s")
-    if args.daemon and os.fork() > 0:
-        return 0  # the caller waits for this process; the daemon goes on, nobody's child
-    try:
-        mapper = PortMapper(args.address, epmd_port() if args.port is None else args.port, args.linger)
-    except OSError as exc:
-        log.info("port mapper not started: %s (another one is running?)", exc)
-        return 1
-    mapper.serve_forever()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - run as a separate process
-    sys.exit(main())

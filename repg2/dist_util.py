@@ -182,10 +182,8 @@ MANDATORY_DFLAGS_25 = (
 # repg2.external keep. Left out on purpose: ATOM_CACHE, HIDDEN_ATOM_CACHE and
 # DIST_HDR_ATOM_CACHE (no atom cache: every atom travels in full), FRAGMENTS
 # (no fragmented messages), EXIT_PAYLOAD (exit reasons travel inside the
-# classic EXIT/EXIT2/MONITOR_P_EXIT control messages), SPAWN (no
-# SPAWN_REQUEST: an OTP node's spawn_request/erpc to us fails with notsup,
-# while OTP 25's rpc asks rex for its features first and falls back to
-# classic calls), NAME_ME (a RePy2 node always has its name), V4_NC (OTP 25
+# classic EXIT/EXIT2/MONITOR_P_EXIT control messages), NAME_ME (a RePy2 node
+# always has its name), V4_NC (OTP 25
 # sends us 3-word references and NEW_PID_EXT without it too, as measured;
 # OTP 26 makes it mandatory, with V4_PORT_EXT and references of up to 5
 # words), UNICODE_IO, SMALL_ATOM_TAGS and BIG_SEQTRACE_LABELS (no io
@@ -199,6 +197,7 @@ DEFAULT_FLAGS = (
     | DFLAG_UNLINK_ID  # the unlink protocol (UNLINK_ID 35 / UNLINK_ID_ACK 36), OTP's race-free unlink
     | DFLAG_MANDATORY_25_DIGEST  # tells an OTP 25 node, in one bit, that all of MANDATORY_DFLAGS_25 are here
     | DFLAG_ALIAS  # ALIAS_SEND (33) / ALIAS_SEND_TT (34): OTP 25's gen:call replies go to an alias
+    | DFLAG_SPAWN  # SPAWN_REQUEST (29) / SPAWN_REPLY (31): OTP 25's rpc:call is erpc's spawn_request
 )
 
 _FLAG_NAMES = {

@@ -123,7 +123,7 @@ Atom = str  # an Erlang atom: 'ok', 'normal', 'noproc'
 Term = Any  # any Erlang term: atoms, numbers, tuples, lists, pids, refs
 Reason = Any  # an exit reason: usually an atom or a tuple
 Timeout = float | int | str | None  # seconds, or 'infinity' / None for ever
-Dest = Any  # a send destination: Pid | Atom | (Atom, node name)
+Dest = Any  # a send destination: Pid | Atom | (Atom, node name) | Ref (an alias)
 
 
 # == Exceptions: Erlang's error and exit classes ============================
@@ -615,6 +615,10 @@ class DistHook(Protocol):
         """Erlang: none (the REG_SEND control message)"""
         ...
 
+    def alias_send(self, sender: Pid | None, alias: Ref, msg: Term) -> None:
+        """Erlang: none (the ALIAS_SEND control message)"""
+        ...
+
     def link(self, frm: Pid, to: Pid) -> None:
         """Erlang: none (the LINK control message)"""
         ...
@@ -911,7 +915,7 @@ def process_flag(flag: str, value: Any) -> Any:
 
 
 def send(dest: Dest, msg: Term) -> Term:
-    """Send ``msg`` to a pid, a registered name, or ``(name, node)``; return msg.
+    """Send ``msg`` to a pid, a registered name, ``(name, node)`` or a process alias; return msg.
 
     Erlang: erlang:send/2
 
@@ -940,6 +944,14 @@ def send(dest: Dest, msg: Term) -> Term:
             if _trace_hook is not None:
                 _trace_hook.sent(dest, msg)
             _dist.reg_send(current_process_or_none(), name, to_node, msg)
+    elif isinstance(dest, Ref):
+        # A process alias (OTP 24+): Erlang callers wait for gen_server replies on one. This
+        # runtime makes no aliases of its own, so a local one is inactive and the message is
+        # dropped, as Erlang drops a message to an inactive alias.
+        if dest.node != _identity.name and _dist is not None:
+            if _trace_hook is not None:
+                _trace_hook.sent(dest, msg)
+            _dist.alias_send(current_process_or_none(), dest, msg)
     else:
         raise _badarg(f"erlang:send/2: not a destination: {dest!r}")
     return msg
@@ -1587,6 +1599,35 @@ def _dist_deliver_reg(name: str, msg: Term) -> None:
     target = _registry.get(name)
     if target is not None:
         _deliver(target, msg)
+
+
+def _dist_spawn(
+    requester: Pid,
+    fun: Callable[..., Any],
+    args: tuple[Any, ...],
+    link: bool,
+    mref: Ref | None,
+    announce: Callable[[Pid], None],
+) -> Pid:
+    """Spawn a process another node asked for, linked to or monitored by the asker from its first instruction.
+
+    Erlang: none (SPAWN_REQUEST received: erts' spawn_request on the spawning node)
+
+    As ``spawn_link``/``spawn_monitor`` do locally, the link and the monitor
+    (whose reference is the request's id) exist before the process runs, so
+    not even an immediate exit is missed; and ``announce(pid)`` (the
+    distribution's ``SPAWN_REPLY``) runs before it runs too, since the asker
+    must hear of the pid before any exit signal or ``'DOWN'`` from it.
+    """
+    proc = _new_process()
+    with _lock:
+        if link:
+            proc.links.add(requester)
+        if mref is not None:
+            proc.watchers[mref] = requester
+    announce(proc.pid)
+    _start(proc, fun, args)
+    return proc.pid
 
 
 def _dist_link(frm: Pid, to: Pid) -> None:

@@ -120,6 +120,7 @@ __all__ = [
     "binary_to_term",
     "decode",
     "encode",
+    "portable",
     "term_to_binary",
 ]
 
@@ -1452,3 +1453,31 @@ def binary_to_term(data: bytes | bytearray | memoryview, **limits: int) -> Term:
     if end != len(data):  # DIVERGENCE(D47): OTP's binary_to_term/1 ignores them
         raise DecodeError(f"{len(data) - end} bytes after the term", end)
     return term
+
+
+def portable(term: Any) -> Term:
+    """Return ``term`` if it has an Erlang form, else a term that describes it.
+
+    Erlang: none (every Erlang exit reason is a term; a Python one may be an exception)
+
+    For what must cross to another node whatever it is: an exit reason, the
+    reason of a failed rpc. An exception ``exc`` becomes ``{ClassName,
+    <<"message">>}`` (``('ValueError', b'...')``; a class name over 255
+    characters is cut, as an atom must be); a tuple or list is made portable
+    element by element; anything else without an Erlang form becomes its
+    ``repr`` as a binary. A *message* without an Erlang form is refused at
+    the send instead (``TypeError``), never rewritten.
+    """
+    try:
+        term_to_binary(term)
+        return term
+    except TypeError:
+        pass
+    if isinstance(term, BaseException):
+        # DIVERGENCE(D24): an exception travels as {ClassName, <<"message">>}.
+        return (type(term).__name__[:255], str(term).encode("utf-8", "replace"))
+    if isinstance(term, tuple):
+        return tuple(portable(x) for x in term)
+    if isinstance(term, list):
+        return [portable(x) for x in term]
+    return repr(term).encode("utf-8", "replace")

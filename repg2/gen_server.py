@@ -47,6 +47,7 @@ from typing import Any
 
 from repg2 import erlang
 from repg2.erlang import TIMEOUT, ExitError, Pid, Ref
+from repg2.external import ImproperList
 
 __all__ = [
     "abcast",
@@ -502,9 +503,19 @@ def reply(client: From, answer: Any) -> Any:
     """Send ``answer`` to a caller waiting in :func:`call`.
 
     Erlang: gen_server:reply/2
+    Erlang: gen:reply/2
+
+    An OTP 25 caller tags its request ``[alias | Mref]`` (an improper list)
+    and waits for the reply on the *alias* ``Mref``, not on its pid, so
+    that a reply after it gave up is dropped by its runtime: the reply goes
+    to the alias then, as ``gen:reply/2`` does. Our own calls use a plain
+    reference as the tag and get the reply at their pid.
     """
     to, tag = client
-    erlang.send(to, (tag, answer))
+    if isinstance(tag, ImproperList) and tag.head == ("alias",) and isinstance(tag.tail, Ref):
+        erlang.send(tag.tail, (tag, answer))  # Erlang: Alias ! {Tag, Reply}
+    else:
+        erlang.send(to, (tag, answer))  # Erlang: To ! {Tag, Reply}
     return answer
 
 

@@ -49,10 +49,11 @@ import logging
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from repg2 import dist, erlang, kernel
+from repg2 import dist, epmd, erlang, kernel
 from repg2.erlang import Pid
 
 __all__ = [
@@ -130,6 +131,9 @@ def start(
     global _distribution, _ticker
     if "@" not in name:  # DIVERGENCE(D30): no -sname/-name: a bare name lives on 127.0.0.1
         name = f"{name}@127.0.0.1"
+    # The node's system servers first (rex, global_name_server): a peer that
+    # connects the moment we listen may call them at once.
+    kernel.boot()
     with _kernel_lock:
         if _distribution is not None:
             return ("error", ("already_started", _ticker))
@@ -143,14 +147,12 @@ def start(
                 on_nodedown=_nodedown,
             )
             distribution.start()
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, epmd.DuplicateName) as exc:
             log.error("cannot start node %s: %s", name, exc)
             return ("error", exc)
         _distribution = distribution
         _ticker = erlang.spawn(_ticker_loop, distribution)
         erlang.register("net_kernel", _ticker)
-    # Outside the lock: booting runs gen_server code that may take a while.
-    kernel.boot()
     return ("ok", _ticker)
 
 
@@ -290,20 +292,34 @@ erlang.on_process_exit(_forget_subscriber)
 
 
 def _ticker_loop(distribution: dist.Distribution) -> None:
-    """Tick every connection each ``ticktime / 4`` seconds until told to stop.
+    """Tick every connection each ``ticktime / 4`` seconds, and answer peers' calls, until told to stop.
 
     Erlang: net_kernel:ticker/2
     Erlang: net_kernel:ticker_loop/2
+    Erlang: net_kernel:handle_call/3 ({is_auth, _Node})
 
     OTP's ticker sends ``tick`` to net_kernel, which forwards it to every
-    connection process; here one process ticks every connection itself.
+    connection process; here one process, registered as ``net_kernel``,
+    ticks every connection itself. It also answers the one call other
+    nodes make of ``net_kernel``: ``net_adm:ping/1`` is a
+    ``gen_server:call({net_kernel, Node}, {is_auth, node()})``, answered
+    ``yes`` (the connection that carried it has already proved the cookie).
     """
+    from repg2 import gen_server  # the ticker is started once the runtime's servers exist
+
     interval = distribution.ticktime / 4
+    next_tick = time.monotonic() + interval
     while True:
-        msg = erlang.receive(timeout=interval)
+        msg = erlang.receive(timeout=max(0.0, next_tick - time.monotonic()))
         if msg == "stop":
             return
-        if msg is erlang.TIMEOUT:
+        match msg:
+            case ("$gen_call", from_, ("is_auth", _node)):  # Erlang: handle_call({is_auth, _Node}, From, State)
+                gen_server.reply(from_, "yes")
+            case ("$gen_call", _from, request):  # the rest of net_kernel's calls are not ported: no reply
+                log.warning("net_kernel: a call it does not answer: %.200r", request)
+        if time.monotonic() >= next_tick:
+            next_tick = time.monotonic() + interval
             try:
                 distribution.tick()
             except Exception:  # noqa: BLE001 - the ticker must outlive one bad tick

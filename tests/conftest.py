@@ -4,11 +4,12 @@ The repository root and this folder go on ``sys.path`` first: the package is
 importable without installing it, and child nodes (which inherit
 ``sys.path``) can import the modules whose functions tests send them.
 
-Unless ``REPG2_EPMD_PORT`` is set, the run gets a port mapper of its own on
-a free port below the ephemeral range (child nodes inherit the variable):
-two test runs on one machine, or a developer's own nodes, never see each
-other's node names, and the run can check that its port mapper exits after
-the last node.
+Unless ``ERL_EPMD_PORT`` is set, the run gets a port mapper of its own on
+a free port below the ephemeral range (child nodes and the real ``erl``
+nodes of the comparison tests inherit the variable): two test runs on one
+machine, or a developer's own nodes, never see each other's node names. The
+run's port mapper is RePy2's own (``REPG2_PORT_MAPPER=repg2``), which exits
+a few seconds after its last node, so the run can check that it is gone.
 
 Each fixture name means one thing across the suite:
 
@@ -57,13 +58,17 @@ from support import (  # noqa: E402 - needs the sys.path set up above
     wait_until,
 )
 
-from repg2 import dist, erlang, net_kernel  # noqa: E402
+from repg2 import epmd, erlang, net_kernel  # noqa: E402
 from repg2.erlang import ErlangError, Pid  # noqa: E402
 from repg2.testing import Cluster, stop_pg2  # noqa: E402
 
 # The run's own port mapper: set before any node starts (repg2 reads the variable when a node starts).
-_OWN_PORT_MAPPER = "REPG2_EPMD_PORT" not in os.environ  # only a port mapper of the run's own must exit
-os.environ.setdefault("REPG2_EPMD_PORT", str(free_port()))
+_OWN_PORT_MAPPER = "ERL_EPMD_PORT" not in os.environ  # only a port mapper of the run's own must exit
+os.environ.setdefault("ERL_EPMD_PORT", str(free_port()))
+if _OWN_PORT_MAPPER:
+    # One that lingers out (a real epmd stays for ever); an erl node started by a test
+    # registers with it too (erl's own `epmd -daemon` finds the port taken and exits).
+    os.environ.setdefault("REPG2_PORT_MAPPER", "repg2")
 
 # == Nodes ==========================================================================
 
@@ -199,7 +204,7 @@ def trap_exits(isolated_runtime: None) -> None:
 def _port_mapper_gone() -> bool:
     """Say whether the run's port mapper has stopped answering."""
     try:
-        dist.epmd_names(timeout=1)
+        epmd.names("127.0.0.1", timeout=1)
     except OSError:  # refused: it has exited
         return True
     return False
@@ -209,10 +214,10 @@ def _leftovers() -> list[str]:
     """Return what outlived the run: child processes, and the run's port mapper past its linger time.
 
     A child may still be finishing its exit, and the port mapper exits
-    ``repg2.dist.EPMD_LINGER`` seconds after its last node (unlike epmd,
+    ``repg2.epmd.EPMD_LINGER`` seconds after its last node (unlike epmd,
     which stays for ever), so both are awaited, with a deadline. While this
     process is still a node the port mapper must stay, and one the run did
-    not start (``REPG2_EPMD_PORT`` set outside) may serve other nodes: then
+    not start (``ERL_EPMD_PORT`` set outside) may serve other nodes: then
     it is not checked.
     """
     found = []
@@ -221,9 +226,9 @@ def _leftovers() -> list[str]:
     except AssertionError:
         found.append(f"child processes outlived the test run: {live_children()}")
     if _OWN_PORT_MAPPER and erlang.node() == "nonode@nohost":
-        port = dist.epmd_port()
+        port = epmd.epmd_port()
         try:
-            wait_until(_port_mapper_gone, "the port mapper to exit", timeout=dist.EPMD_LINGER + 15)
+            wait_until(_port_mapper_gone, "the port mapper to exit", timeout=epmd.EPMD_LINGER + 15)
         except AssertionError:
             found.append(
                 f"the port mapper on port {port} still answers after its linger time: "

@@ -42,7 +42,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from repg2 import dist, erlang, gen_server, pg2
+from repg2 import dist, epmd, erlang, gen_server, pg2
+from repg2 import dist_util as du
 from repg2.erlang import TIMEOUT, ExitError, Pid, Ref
 from repg2.testing import Cluster, nodefuns, otp
 
@@ -249,9 +250,9 @@ def start_pg2_everywhere(cluster: Cluster) -> None:
 def port_of(node: str) -> int:
     """Return ``node``'s distribution port, asked of the port mapper."""
     alive, host = dist.split_node(node)
-    port = dist.epmd_port_please(host, alive)
-    assert port is not None, f"{node} is not registered with the port mapper"
-    return port
+    found = epmd.port_please(alive, host)
+    assert found is not None, f"{node} is not registered with the port mapper"
+    return found[0]
 
 
 def connect_to(port: int) -> socket.socket:
@@ -277,35 +278,29 @@ def closed_by_peer(sock: socket.socket, timeout: float = DEADLINE) -> bool:
     return True
 
 
-def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1", status: str = "ok") -> socket.socket:
-    """Run the initiator's side of the handshake against ``node`` by hand; return the authenticated socket.
+def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1") -> socket.socket:
+    """Run the initiator's side of Erlang's handshake against ``node`` as ``name``; return the authenticated socket.
 
-    ``status`` is the answer expected to our name: ``'alive'`` when ``node``
-    already has a connection from ``name``, which we then tell it to drop.
+    The socket is then a distribution connection that nobody on this side
+    reads: the test writes frames on it by hand. If ``node`` still holds a
+    connection from ``name`` it answers ``alive`` and, told that ours is the
+    live one, drops the old connection.
     """
     sock = connect_to(port_of(node))
-    dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": name, "creation": 7})
-    assert dist._recv_hs(sock, "s") == {"status": status}
-    if status == "alive":
-        dist._send_hs(sock, "s", {"alive": True})  # we have no connection: drop yours
-    challenge = dist._recv_hs(sock, "c")
-    theirs = bytes.fromhex(challenge["challenge"])
-    ours = os.urandom(dist.CHALLENGE_BYTES)
-    digest = dist._digest(cookie, b"reply", theirs, ours, name, node)
-    dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
-    ack = dist._recv_hs(sock, "a")
-    assert bytes.fromhex(ack["digest"]) == dist._digest(cookie, b"ack", ours, theirs, name, node)
+    du.handshake_we_started(
+        sock,
+        this_node=name,
+        other_node=node,
+        cookie=cookie,
+        creation=7,
+        deadline=time.monotonic() + DEADLINE,
+    )
     return sock
 
 
-class PickleMarker:
-    """A value whose unpickling creates the file ``path``: the proof that a pickle was loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.touch, (Path(self.path),))
+def control_frame(control: tuple[Any, ...], *message: Any) -> bytes:
+    """Return a whole distribution frame: pass-through byte, control message and (if given) the message."""
+    return frame(dist._frame(control, *message, bool(message)) if message else dist._frame(control))
 
 
 # == What outlives a run ==========================================================

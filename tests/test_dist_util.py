@@ -932,8 +932,9 @@ def test_flag_names_and_mandatory_expansion() -> None:
     assert du.expand_mandatory_25_flag(du.DFLAG_MANDATORY_25_DIGEST) & du.MANDATORY_DFLAGS_25 == du.MANDATORY_DFLAGS_25
     assert du.expand_mandatory_25_flag(du.DFLAG_PUBLISHED) == du.DFLAG_PUBLISHED
     assert len(du.flags_to_names(du.MANDATORY_DFLAGS_25)) == 11
-    for never in (du.DFLAG_DIST_HDR_ATOM_CACHE, du.DFLAG_FRAGMENTS, du.DFLAG_SPAWN, du.DFLAG_NAME_ME):
+    for never in (du.DFLAG_DIST_HDR_ATOM_CACHE, du.DFLAG_FRAGMENTS, du.DFLAG_NAME_ME, du.DFLAG_EXIT_PAYLOAD):
         assert not du.DEFAULT_FLAGS & never
+    assert du.DEFAULT_FLAGS & du.DFLAG_SPAWN  # OTP 25's rpc:call is a spawn request (erpc)
 
 
 def test_acceptor_refuses_a_garbled_answer_to_alive() -> None:

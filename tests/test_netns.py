@@ -42,7 +42,7 @@ pexpect = pytest.importorskip("pexpect", reason="the shells are driven with pexp
 from shell_driver import Shell, Shells  # noqa: E402 - after the importorskip
 from support import DEADLINE, wait_until  # noqa: E402
 
-from repg2 import dist  # noqa: E402
+from repg2 import epmd  # noqa: E402
 
 TICKTIME = 2.0  # seconds: short, so the partition is detected quickly
 DETECT_MAX = TICKTIME * 1.25 + 1.0  # OTP's window (up to 1.25 tick times) plus scheduling slack
@@ -130,7 +130,7 @@ class Lan:
     def destroy(self) -> None:
         """Delete every namespace, after the processes left in them (port mappers) have gone."""
         try:
-            wait_until(lambda: not self.pids(), "the port mappers to exit", timeout=2 * dist.EPMD_LINGER)
+            wait_until(lambda: not self.pids(), "the port mappers to exit", timeout=2 * epmd.EPMD_LINGER)
         except AssertionError:
             for pid in self.pids():  # processes this test started in its own namespaces
                 subprocess.run(["kill", "-KILL", pid], capture_output=True)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from support import DEADLINE, wait_until
 
-from repg2 import erlang, gen_server, kernel, rpc
+from repg2 import erlang, external, gen_server, kernel, rpc
 from repg2.testing import nodefuns
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,9 +37,32 @@ def test_exit_in_fun_is_badrpc_exit() -> None:
 
 
 def test_exception_in_fun_is_badrpc_exit() -> None:
-    """A Python exception comes back as ('badrpc', ('EXIT', exception)) (TRANSLATION_NOTES D29)."""
-    result = rpc.call(erlang.node(), nodefuns.fail_with, [ValueError("boom")])
-    assert result[0] == "badrpc" and result[1][0] == "EXIT" and isinstance(result[1][1], ValueError)
+    """A Python exception comes back as ('badrpc', ('EXIT', (ClassName, b'message'))) (TRANSLATION_NOTES D29)."""
+    assert rpc.call(erlang.node(), nodefuns.fail_with, [ValueError("boom")]) == (
+        "badrpc",
+        ("EXIT", ("ValueError", b"boom")),
+    )
+
+
+def test_erlang_module_names_stand_for_their_translations() -> None:
+    """rpc:call(N, erlang, node, []) names repg2.erlang.node on a Python node; other names are Python modules."""
+    assert rpc.call(erlang.node(), "erlang", "node", []) == erlang.node()
+    assert rpc.call(erlang.node(), "repg2.erlang", "node", []) == erlang.node()
+    assert rpc.call(erlang.node(), "builtins", "len", [[1, 2]]) == 2
+
+
+def test_an_unknown_function_is_undef() -> None:
+    """A module or function that does not exist is {badrpc, {'EXIT', {undef, [{M, F, A, []}], ...}}}."""
+    assert rpc.call(erlang.node(), "no_such_module", "f", [1]) == (
+        "badrpc",
+        ("EXIT", (("undef", [("no_such_module", "f", [1], [])]), [])),
+    )
+
+
+def test_a_lambda_cannot_be_called_remotely() -> None:
+    """A function is named by module and qualified name: a lambda has none another node could find."""
+    with pytest.raises(TypeError, match="no module-level name"):
+        rpc.call(erlang.node(), lambda: 1, [])
 
 
 def test_worker_killed_before_replying_is_badrpc() -> None:
@@ -77,11 +100,12 @@ def test_unexpected_messages_are_ignored() -> None:
     assert rpc.call(erlang.node(), len, ["abc"]) == 3
 
 
-def test_unportable_reason_travels_as_its_repr() -> None:
-    """An exit reason that cannot be pickled is replaced by its repr (it must cross nodes)."""
+def test_an_exit_reason_without_an_erlang_form_travels_as_a_description() -> None:
+    """An exit reason must cross nodes whatever it is: an exception as {Name, <<msg>>}, anything else as its repr."""
     lock = threading.Lock()
-    assert rpc._portable(lock) == repr(lock)
-    assert rpc._portable(("fine", 1)) == ("fine", 1)
+    assert external.portable(lock) == repr(lock).encode()
+    assert external.portable(("fine", 1)) == ("fine", 1)
+    assert external.portable(("why", KeyError("k"))) == ("why", ("KeyError", b"'k'"))
 
 
 def test_rpc_check_maps_exit_reasons() -> None:

@@ -7,7 +7,7 @@ leave. Then the failures a workshop meets: a wrong cookie, a node that is not
 there, wrong command-line arguments, and a node name that cannot start.
 
 Every shell is a real OS process (pexpect); they use the run's private port
-mapper (``REPG2_EPMD_PORT``, set by ``conftest.py``) and are killed in the
+mapper (``ERL_EPMD_PORT``, set by ``conftest.py``) and are killed in the
 teardown even when a step fails.
 """
 
@@ -241,7 +241,7 @@ def test_port_option_pins_the_node_port(shells: Callable[..., Shell]) -> None:
     name = _unique("pinned")
     shell = shells(name, "--port", str(port))
     assert f"listening on port {port}," in shell.seen
-    assert shell.eval(f"dist.epmd_port_please('127.0.0.1', {name.split('@')[0]!r})") == port
+    assert shell.eval(f"epmd.port_please({name.split('@')[0]!r}, '127.0.0.1')[0]") == port
 
     second = _cli("shell", "--name", _unique("second"), "--cookie", COOKIE, "--port", str(port))
     assert second.returncode == 1

@@ -569,7 +569,7 @@ def _free_port() -> int:
 
 def trace_in_child(outdir: Path) -> None:
     """Run ``--trace`` in a child process with its own port mapper port; raise if it fails."""
-    env = dict(os.environ, REPG2_EPMD_PORT=str(_free_port()))
+    env = dict(os.environ, ERL_EPMD_PORT=str(_free_port()), REPG2_PORT_MAPPER="repg2")
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", str(outdir)],
         env=env,

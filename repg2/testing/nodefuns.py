@@ -145,6 +145,11 @@ def fail_with(exc: Exception) -> None:
     raise exc
 
 
+def fail_with_value_error(message: str) -> None:
+    """Raise ``ValueError(message)`` (an exception object itself cannot cross to another node)."""
+    raise ValueError(message)
+
+
 def exit_with(reason: Any) -> None:
     """Exit with ``reason`` (for rpc's badrpc of an exit)."""
     erlang.exit(reason)

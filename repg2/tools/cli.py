@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "--epmd-port",
         type=_port,
         metavar="PORT",
-        help="TCP port of the port mapper, the same on every machine (default: $REPG2_EPMD_PORT, else 4371)",
+        help="TCP port of the port mapper, the same on every machine (default: $ERL_EPMD_PORT, else 4369)",
     )
     shell.add_argument(
         "--port",
@@ -236,7 +236,7 @@ def _shell(args: argparse.Namespace) -> int:
     # Environment variables, not arguments: the port mapper this node may
     # start is a child process, and it must use the same port.
     if args.epmd_port is not None:
-        os.environ["REPG2_EPMD_PORT"] = str(args.epmd_port)
+        os.environ["ERL_EPMD_PORT"] = str(args.epmd_port)
     if args.port is not None:
         os.environ["REPG2_DIST_LISTEN_MIN"], os.environ["REPG2_DIST_LISTEN_MAX"] = map(str, args.port)
     import logging

@@ -25,7 +25,7 @@ you type is printed above your prompt, and the prompt and your half-typed
 line are drawn again below it.
 
 When a connection fails, the shell says why in one line: no port mapper on
-that host (no node there, wrong ``REPG2_EPMD_PORT``, or a firewall), no node
+that host (no node there, wrong ``ERL_EPMD_PORT``, or a firewall), no node
 of that name there, a node port that does not answer (firewall: pin the
 port with ``--port``), or a node that answered and refused us (a different
 cookie). It finds out by asking the port mapper and dialling the port
@@ -51,7 +51,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from repg2 import dist, erlang, ets, gen_server, global_, net_kernel, pg2, rpc
+from repg2 import dist, epmd, erlang, ets, gen_server, global_, net_kernel, pg2, rpc
 from repg2.erlang import Pid
 
 __all__ = ["HISTORY_FILE", "Helpers", "diagnose", "member_loop", "run", "validate_node_name"]
@@ -194,7 +194,7 @@ def diagnose(node: str) -> str:
         alive, host = dist.split_node(node)
     except ValueError as exc:
         return str(exc)
-    port_mapper = f"{host}:{dist.epmd_port()}"
+    port_mapper = f"{host}:{epmd.epmd_port()}"
     if node == erlang.node():
         return f"{node} is this node"
     current = dist.current()
@@ -203,23 +203,24 @@ def diagnose(node: str) -> str:
     if node in current.blocked():
         return f"{node} is blocked on this node (dist.unblock() lifts it)"
     try:
-        port = dist.epmd_port_please(host, alive, timeout=PROBE_TIMEOUT)
+        found = epmd.port_please(alive, host, timeout=PROBE_TIMEOUT)
+        port = None if found is None else found[0]
     except socket.gaierror as exc:
         return f"cannot resolve host {host!r}: {exc.strerror} (use its IP address in the node name)"
     except ConnectionRefusedError:
         return (
             f"no port mapper answers at {port_mapper}: no node runs on {host}, "
-            f"or it uses another REPG2_EPMD_PORT, or a firewall rejects port {dist.epmd_port()}"
+            f"or it uses another ERL_EPMD_PORT, or a firewall rejects port {epmd.epmd_port()}"
         )
     except TimeoutError:
         return f"{port_mapper} does not answer: {host} is down or not that address, or a firewall drops the port"
     except OSError as exc:
         if exc.errno is None:  # it answered, but not as a port mapper answers
-            return f"what answers at {port_mapper} is not a RePy2 port mapper (another REPG2_EPMD_PORT?): {exc}"
+            return f"what answers at {port_mapper} is not a port mapper (another ERL_EPMD_PORT?): {exc}"
         return f"cannot reach the port mapper at {port_mapper}: {exc.strerror or exc}"
     if port is None:
         try:
-            names = sorted(dist.epmd_names(host, timeout=PROBE_TIMEOUT))
+            names = sorted(epmd.names(host, timeout=PROBE_TIMEOUT))
         except OSError:
             names = []
         known = ", ".join(f"{n}@{host}" for n in names) or "none"
@@ -411,6 +412,7 @@ class Helpers:
             "rpc": rpc,
             "gen_server": gen_server,
             "dist": dist,
+            "epmd": epmd,
         }
         for attr in HELPERS:
             names[attr] = getattr(self, attr)
@@ -627,10 +629,11 @@ def _preflight(name: str) -> str | None:
     """
     alive, _host = dist.split_node(name)
     try:
-        port = dist.epmd_port_please("127.0.0.1", alive, timeout=PROBE_TIMEOUT)
+        found = epmd.port_please(alive, "127.0.0.1", timeout=PROBE_TIMEOUT)
+        port = None if found is None else found[0]
     except OSError as exc:
         if exc.errno is None:  # an answer, but not a port mapper's
-            return f"what answers on port {dist.epmd_port()} is not a RePy2 port mapper ({exc}): use --epmd-port"
+            return f"what answers on port {epmd.epmd_port()} is not a port mapper ({exc}): use --epmd-port"
         return None  # no port mapper yet: the node starts one
     if port is not None:
         return f"the name {alive!r} is taken on this host: a running node registered it (port {port})"
@@ -649,10 +652,10 @@ def _start_error(name: str, reason: Any) -> str:
         first, last = dist.listen_port_range()
         ports = f"port {first} is" if first == last else f"ports {first}-{last} are"
         return f"node {ports} in use by other programs or nodes: choose another --port, or a wider range"
-    if "ERR taken" in text:
+    if isinstance(reason, epmd.DuplicateName):
         return f"the name {name} is taken: another node with that name runs on this host"
     if "port mapper" in text:
-        return f"the port mapper on port {dist.epmd_port()} does not work: {text} (another program on that port?)"
+        return f"the port mapper on port {epmd.epmd_port()} does not work: {text} (another program on that port?)"
     return text
 
 
@@ -702,9 +705,10 @@ def run(
         if warning:
             say(f"warning: {warning}")
         if banner:
-            port = dist.epmd_port_please("127.0.0.1", _alive)
+            found = epmd.port_please(_alive, "127.0.0.1")
+            port = None if found is None else found[0]
             print(
-                f"RePy2 node {name} (listening on port {port}, port mapper port {dist.epmd_port()}, "
+                f"RePy2 node {name} (listening on port {port}, port mapper port {epmd.epmd_port()}, "
                 f"net_ticktime {net_kernel.get_net_ticktime()} s)\n"
                 "h() lists the helpers; q() or Ctrl-D stops the node."
             )
