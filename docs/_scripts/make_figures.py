@@ -456,23 +456,67 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> N
     raise RuntimeError(f"make_figures: timed out waiting for {what}")
 
 
-def _runtime_senders(trace: Any) -> Any:
-    """Draw ``nodeup``/``nodedown`` as coming from the runtime (the node's edge).
+def _first(trace: Any, label: str, nodes: set[str] | None = None) -> int:
+    """Return the row of the first message with this label (and, for nodeup, between these nodes)."""
+    for i, m in enumerate(trace.messages):
+        if m.label != label and not m.label.startswith(label + " "):
+            continue
+        if nodes is None or {m.receiver_node.split("@")[0], str(m.msg[1]).split("@")[0]} == nodes:
+            return i
+    raise ValueError(f"make_figures: no {label!r} message in the trace")
 
-    The tracer names as sender whatever process was running when a message
-    was delivered; a ``nodeup`` is delivered by the thread that set the
-    connection up, which may be any process. In Erlang these messages come
-    from ``net_kernel``, so the picture shows them arriving from the node's
-    edge, as other runtime messages whose sender is unknown.
+
+def _rows(trace: Any, label: str) -> list[int]:
+    """Return the rows of every message with this label (or label prefix)."""
+    return [i for i, m in enumerate(trace.messages) if m.label == label or m.label.startswith(label + " ")]
+
+
+def decorations(name: str, trace: Any) -> dict[str, Any]:
+    """Return the phases, notes and ignored messages that make a trace's picture teach.
+
+    Rows are found in the trace by label, so a trace whose messages come in
+    another order (the nodes race) still gets its bands in the right places.
     """
-
-    def fix(m: Any) -> Any:
-        if isinstance(m.msg, tuple) and len(m.msg) == 2 and m.msg[0] in ("nodeup", "nodedown"):
-            return m._replace(sender=None)
-        return m
-
-    trace.messages = [fix(m) for m in trace.messages]
-    return trace
+    if name == "join":
+        last = len(trace.messages) - 1
+        return {
+            "sections": {
+                "1 lock": (0, "global:trans → set_lock {{pg2,g},C} on a, b and c; each node grants it"),
+                "2 work": (
+                    trace.index("$gen_call join"),
+                    "multi_call(pg2, {join,g,P}): each pg2 server writes its own pg2_table",
+                ),
+                "3 release": (trace.index("$gen_call del_lock"), "del_lock on the same nodes"),
+            },
+            "notes": {last: "join returns ok"},
+        }
+    if name == "member-death":
+        return {
+            "sections": {"P is killed": (0, "every pg2 server monitors P: each gets its own DOWN (killed)")},
+            "notes": {row: "member_died:\nP leaves g" for row in _rows(trace, "DOWN")},
+            "ignored": ["$gen_cast del_member"],
+        }
+    if name == "node-death":
+        notes = {row: "member_died:\nP3 leaves g" for row in _rows(trace, "DOWN")}
+        downs = _rows(trace, "nodedown")
+        if downs:
+            notes[downs[-1]] = "nodedown is ignored:\ng stays, without P3"
+        return {
+            "sections": {
+                "node c is killed": (0, "a and b lose their connection to c: DOWN (noconnection) for P3, then nodedown")
+            },
+            "notes": notes,
+            "ignored": ["$gen_cast del_member", "nodedown"],
+        }
+    if name == "heal":
+        return {
+            "sections": {
+                "1 a–b": (0, "a and b reconnect: nodeup on both sides, each casts all its groups (exchange)"),
+                "2 a–c": (_first(trace, "nodeup", {"a", "c"}), "a and c reconnect (transitively): the same"),
+            },
+            "notes": {row: "store: add what\nis missing" for row in _rows(trace, "$gen_cast exchange")},
+        }
+    return {}
 
 
 def trace_all(outdir: Path) -> None:
@@ -487,8 +531,7 @@ def trace_all(outdir: Path) -> None:
     from repg2.tools.trace import Tracer
 
     def save(name: str, trace: Any) -> None:
-        trace = _runtime_senders(trace)
-        _write(outdir / f"{name}.svg", trace.diagram(TITLES[name]).svg().encode("utf-8"))
+        _write(outdir / f"{name}.svg", trace.diagram(TITLES[name], **decorations(name, trace)).svg().encode("utf-8"))
         _write(outdir / f"{name}.log", (trace.log(width=260) + "\n").encode("utf-8"))  # the whole message, scrolled
 
     def views(nodes: list[str]) -> list[Any]:
@@ -514,7 +557,7 @@ def trace_all(outdir: Path) -> None:
         p = cluster.spawn(b, member_loop)
         cluster.rpc(b, pg2.join, "g", p)
         _until(lambda: views(cluster.nodes) == [[p]] * 3, "P in g everywhere")
-        with Tracer(cluster, ["pg2", p], aliases={p: "P (member)"}) as tracer:
+        with Tracer(cluster, ["pg2"]) as tracer:  # P's DOWNs come from b's runtime, not from P
             cluster.rpc(b, erlang.exit, p, "kill")
             _until(lambda: views(cluster.nodes) == [[]] * 3, "P gone everywhere")
         save("member-death", tracer.trace)
@@ -523,7 +566,7 @@ def trace_all(outdir: Path) -> None:
         p3 = cluster.spawn(c, member_loop)
         cluster.rpc(c, pg2.join, "g", p3)
         _until(lambda: views(cluster.nodes) == [[p3]] * 3, "P3 in g everywhere")
-        with Tracer(cluster, ["pg2", p3], aliases={p3: "P3 (member)"}) as tracer:
+        with Tracer(cluster, ["pg2"]) as tracer:  # the DOWNs for P3 come from a's and b's runtimes
             cluster.kill(c)
             _until(lambda: views([a, b]) == [[]] * 2, "P3 gone on a and b")
         save("node-death", tracer.trace)
