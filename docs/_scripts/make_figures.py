@@ -174,15 +174,16 @@ def member_death_diagram() -> Diagram:
     lanes = [
         Lane("pga", "pg2", "a"),
         Lane("P", "P (member of g)", "b"),
+        Lane("rtb", "runtime", "b"),
         Lane("pgb", "pg2", "b"),
         Lane("pgc", "pg2", "c"),
     ]
     ev: list[Msg | Note | Phase | Death] = [
         Phase("1  P dies: each node's monitor on P fires"),
         Death(("P",), "P exits"),
-        Msg("P", "pgb", "{'DOWN', Ref, process, P, Reason}", "signal"),
-        Msg("P", "pga", "{'DOWN', ...} (over the a–b connection)", "signal"),
-        Msg("P", "pgc", "{'DOWN', ...} (over b–c)", "signal"),
+        Msg("rtb", "pgb", "DOWN (killed)", "signal"),
+        Msg("rtb", "pga", "DOWN (killed), over the a–b connection", "signal"),
+        Msg("rtb", "pgc", "DOWN (killed), over b–c", "signal"),
         Note(("pga", "pgb", "pgc"), "member_died:\nleave_group per join"),
         Phase("2  member_died abcasts del_member to the other nodes: kept for old nodes, ignored"),
     ]
@@ -202,9 +203,9 @@ def node_death_diagram() -> Diagram:
     """
     lanes = [
         Lane("pga", "pg2", "a"),
-        Lane("nka", "net_kernel / dist", "a"),
+        Lane("nka", "runtime", "a"),
         Lane("pgb", "pg2", "b"),
-        Lane("nkb", "net_kernel / dist", "b"),
+        Lane("nkb", "runtime", "b"),
         Lane("P3", "P3 (member of g)", "c"),
         Lane("pgc", "pg2", "c"),
     ]
@@ -213,8 +214,8 @@ def node_death_diagram() -> Diagram:
         Death(("P3", "pgc"), "node c gone"),
         Note(("nka", "nkb"), "connection to c\nlost"),
         Phase("2  every monitor across the lost connection fires 'DOWN' with noconnection"),
-        Msg("nka", "pga", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
-        Msg("nkb", "pgb", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
+        Msg("nka", "pga", "DOWN (noconnection) for P3", "signal"),
+        Msg("nkb", "pgb", "DOWN (noconnection) for P3", "signal"),
         Note(("pga", "pgb"), "member_died(Ref):\nP3 leaves g"),
         Msg("pga", "pgb", "{del_member, g, P3}", "cast", ignored=True),
         Msg("pgb", "pga", "{del_member, g, P3}", "cast", ignored=True),
@@ -234,7 +235,7 @@ def heal_diagram() -> Diagram:
     """
     lanes = []
     for n in "abc":
-        lanes += [Lane(f"nk{n}", "net_kernel / dist", n), Lane(f"pg{n}", "pg2", n)]
+        lanes += [Lane(f"nk{n}", "runtime", n), Lane(f"pg{n}", "pg2", n)]
     ev: list[Msg | Note | Phase | Death] = [
         Phase("1  a and b connect (handshake, then nodeup on both sides)"),
         Msg("nka", "pga", "{nodeup, b}", "signal"),
@@ -315,7 +316,7 @@ def render(diagram: Diagram) -> bytes:
         ax.text(
             (x0 + x1) / 2,
             top + 0.14,
-            f"node {NODES.get(node, node)}",
+            f"node {node}",  # the short name, as the traced pictures head their nodes
             ha="center",
             va="center",
             fontsize=9,
