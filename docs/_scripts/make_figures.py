@@ -697,11 +697,8 @@ def source_note(outdir: Path | str | None = None) -> str:
             f"built after the code changed (code `{state.get('code', '?')}`"
             + (f"; {state['note']}" if state.get("note") else "")
             + "). Times on the left are milliseconds since the trace started; pids print as `<node.id.0>`. "
-            "The grey bands and their headings (the phases of the story) and the yellow notes are added "
-            "by the script, from the trace's labels; everything else is what was recorded: a message that "
-            "the runtime made (`DOWN (reason)`, `nodeup`, `nodedown`) comes from the `runtime` lifeline of "
-            "the node that made it, and a message its receiver ignores is faded. Under each picture, the "
-            "same trace as text."
+            "The bands with their headings and the yellow notes are added by the script, placed by the "
+            "trace's labels; the arrows are what was recorded. Under each picture, the same trace as text."
         )
     why = f" ({state['note']})" if state.get("note") else ""
     return (
