@@ -31,6 +31,20 @@ Pids and refs are small immutable values. A pid of this node is *local*: it
 reports whatever name the node has now, so a pid made before
 ``net_kernel.start`` is still this node's pid afterwards, as in Erlang.
 
+Pid and ref notation, one everywhere (repr, tables, traces, notebooks).
+Erlang prints a pid as ``<N.Number.Serial>`` where ``N`` is 0 for this node
+and otherwise an index into the printing node's own table of nodes, a number
+that means nothing anywhere else. RePy2 prints the node *name* there::
+
+    <0.42.0>                 a pid of this node: Number 42, Serial 0
+    <b@127.0.0.1.88.0>       a pid of node b@127.0.0.1: Number 88, Serial 0
+    #Ref<0.0.0.17>           a ref of this node: its ID words, last word first
+    #Ref<b@127.0.0.1.0.3.5>  a ref of node b@127.0.0.1
+
+A remote pid's node name contains dots itself, so read a pid from the right:
+the last two numbers are Number and Serial. The creation (which incarnation
+of the node) is not printed, as Erlang does not print it either.
+
 Links and monitors are kept in one table per process, under one module-wide
 lock. When a process ends, every process monitoring it gets a ``'DOWN'``
 message and every linked process gets an exit signal, on this node or across
@@ -222,6 +236,39 @@ def _set_identity(name: str, creation: int) -> None:
 
 
 # == Pids and refs ===========================================================
+# On the wire (the external term format, repg2.external) a pid is
+# NEW_PID_EXT {Node, ID, Serial, Creation} and a reference is
+# NEWER_REFERENCE_EXT {Node, Creation, up to 5 32-bit ID words}. Here each
+# keeps its numbers as ONE integer, ``id``, packed so that comparing ids
+# compares what OTP 25 compares:
+#
+#   pid.id = Serial << 32 | ID                 (ID and Serial are 32-bit fields)
+#   ref.id = word[0] | word[1] << 32 | ...     (word[0] is the first on the wire)
+#
+# Term order, measured on OTP 25.2.3 (erts_cmp; see tests/test_terms.py, which
+# sorts the same pids and refs on a real node and compares):
+#
+# - pids: Serial first, then ID, then the node name (as atoms compare), then
+#   the creation: <aa@h.2.0> < <zz@h.1.1>, and <zz@h.1.0> < <aa@h.2.0>.
+#   Local and remote pids are not told apart: a local pid compares with this
+#   node's name and creation. So the key is (id, node, creation).
+# - refs: the node name first, then the creation, then the ID words from the
+#   LAST word to the first, a missing word counting as 0: a ref with words
+#   [1, 0, 0] equals (=:=) one with words [1]. So the key is
+#   (node, creation, id), and the word count is kept only to re-encode the
+#   ref exactly as it came (``n_words``).
+#
+# Our own pids: ID = n mod 2**15 and Serial = n div 2**15 for the n-th process,
+# the split the BEAM uses for its own pids (a 15-bit number, then a serial
+# bumped when numbers wrap), so every pid we make is one that any node
+# accepts; OTP 25 itself accepts any 32-bit ID and Serial in a pid of another
+# node (binary_to_term; only its own pids are held to 15 and 13 bits). Ids
+# grow with n, so our pids sort in the order they were made, and no id is
+# ever used twice in a node's life (the BEAM reuses numbers; we need not).
+# Our own refs: 3 words like Erlang's make_ref/0, holding a counter.
+
+_PID_ID_BITS = 15  # the BEAM's own pid numbers are 15 bits; the serial counts their wraps
+_WORD = 32  # NEW_PID_EXT's ID and Serial, and each reference ID word, are 32 bits
 
 
 class Pid:
@@ -234,15 +281,24 @@ class Pid:
     this node's pids, as in Erlang. A pid from elsewhere carries the node
     name and creation it was made under; a node restarted under the same
     name has a new creation, so an old pid never names a new process.
-    Pids order by ``(node, id, creation)`` (see ``repg2.terms``).
+
+    ``id`` is ``Serial << 32 | Number``, Erlang's two numbers in one integer
+    (see the comment above); ``.number`` and ``.serial`` give them apart.
+    Pids order as OTP 25 orders them: by ``(id, node, creation)``.
     """
 
     __slots__ = ("_node", "_creation", "id")
+    _node: str | None
+    _creation: int
+    id: int
 
     def __init__(self, node: str | None, id: int, creation: int = 0) -> None:
-        object.__setattr__(self, "_node", node)  # None: this node
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "_creation", creation)
+        # The slots' own setters: __setattr__ refuses (pids are immutable),
+        # and these cost less than object.__setattr__ (370 ns a pid instead of
+        # 600; one is made for every pid in every message from another node).
+        _set_pid_node(self, node)  # None: this node
+        _set_pid_id(self, id)
+        _set_pid_creation(self, creation)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("pids are immutable")
@@ -263,6 +319,22 @@ class Pid:
         """
         return _identity.creation if self._node is None else self._creation
 
+    @property
+    def number(self) -> int:
+        """The pid's number, NEW_PID_EXT's ID field (the 42 in ``<0.42.0>``).
+
+        Erlang: none (the ID field of NEW_PID_EXT)
+        """
+        return self.id & 0xFFFFFFFF
+
+    @property
+    def serial(self) -> int:
+        """The pid's serial, NEW_PID_EXT's Serial field (the last number of ``<0.42.0>``).
+
+        Erlang: none (the Serial field of NEW_PID_EXT)
+        """
+        return self.id >> _WORD
+
     def is_local(self) -> bool:
         """Say whether the process lives on this node (this incarnation).
 
@@ -270,14 +342,14 @@ class Pid:
         """
         return self._node is None
 
-    def _key(self) -> tuple[str, int, int]:
-        """The tuple pids compare by.
+    def _key(self) -> tuple[int, str, int]:
+        """The tuple pids compare by: OTP 25's order (see the comment above the class).
 
-        Erlang: none (term order among pids)
+        Erlang: none (the pid case of erts_cmp)
         """
         if self._node is None:  # the properties, inlined: pids are compared a lot (ordered_set keys)
-            return (_identity.name, self.id, _identity.creation)
-        return (self._node, self.id, self._creation)
+            return (self.id, _identity.name, _identity.creation)
+        return (self.id, self._node, self._creation)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pid) and self._key() == other._key()
@@ -292,43 +364,76 @@ class Pid:
         return (_rebuild_pid, (self.node, self.id, self.creation))
 
     def __repr__(self) -> str:
-        if self._node is None:
-            return f"<0.{self.id}.0>"
-        return f"<{self._node}.{self.id}.{self._creation}>"
+        node = "0" if self._node is None else self._node
+        return f"<{node}.{self.id & 0xFFFFFFFF}.{self.id >> _WORD}>"
+
+
+_set_pid_node = Pid.__dict__["_node"].__set__
+_set_pid_id = Pid.__dict__["id"].__set__
+_set_pid_creation = Pid.__dict__["_creation"].__set__
 
 
 def _rebuild_pid(node: str, id: int, creation: int) -> Pid:
-    """Unpickle a pid: a pid of this node and incarnation becomes local.
+    """Make the pid a peer names: one of this node and incarnation becomes local.
 
-    Erlang: none (the decoding of PID_EXT in the distribution)
+    Erlang: none (the decoding of NEW_PID_EXT; also used to unpickle)
+
+    ``id`` is ``Serial << 32 | Number`` (see :class:`Pid`).
     """
     if node == _identity.name and creation == _identity.creation:
         return Pid(None, id)
     return Pid(node, id, creation)
 
 
+def _local_pid_id(n: int) -> int:
+    """Pack the number of this node's n-th process as Erlang splits it: 15-bit Number, then Serial.
+
+    Erlang: none (erts allocates pid numbers from a table; see the comment above Pid)
+    """
+    return (n >> _PID_ID_BITS) << _WORD | (n & ((1 << _PID_ID_BITS) - 1))
+
+
 class Ref:
     """A unique reference (``make_ref()``), as used to tag calls and monitors.
 
     Erlang: none (the reference data type, #Ref<0.1.2.3>)
+
+    ``id`` holds the ID words as one integer, the first word lowest (see the
+    comment above :class:`Pid`); ``n_words`` (0 to 5) is how many words it
+    travels as, kept so a ref goes back out exactly as it came in. Refs
+    order as OTP 25 orders them: by ``(node, creation, id)``, so the word
+    count takes no part in comparisons, as in Erlang.
     """
 
-    __slots__ = ("node", "id", "creation")
+    __slots__ = ("node", "id", "creation", "n_words")
+    node: str
+    id: int
+    creation: int
+    n_words: int
 
-    def __init__(self, node: str, id: int, creation: int = 0) -> None:
-        object.__setattr__(self, "node", node)
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "creation", creation)
+    def __init__(self, node: str, id: int, creation: int = 0, n_words: int = 3) -> None:
+        _set_ref_node(self, node)  # the slots' own setters, as in Pid
+        _set_ref_id(self, id)
+        _set_ref_creation(self, creation)
+        _set_ref_n_words(self, n_words)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("refs are immutable")
 
-    def _key(self) -> tuple[str, int, int]:
-        """The tuple refs compare by.
+    @property
+    def words(self) -> tuple[int, ...]:
+        """The ID words, in wire order (the first word is the lowest).
 
-        Erlang: none (term order among references)
+        Erlang: none (the ID words of NEWER_REFERENCE_EXT)
         """
-        return (self.node, self.id, self.creation)
+        return tuple((self.id >> (_WORD * i)) & 0xFFFFFFFF for i in range(self.n_words))
+
+    def _key(self) -> tuple[str, int, int]:
+        """The tuple refs compare by: OTP 25's order (see the comment above Pid).
+
+        Erlang: none (the reference case of erts_cmp)
+        """
+        return (self.node, self.creation, self.id)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ref) and self._key() == other._key()
@@ -340,15 +445,24 @@ class Ref:
         return self._key() < other._key()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Ref, (self.node, self.id, self.creation))
+        return (Ref, (self.node, self.id, self.creation, self.n_words))
 
     def __repr__(self) -> str:
-        return f"#Ref<{self.node}.{self.id}>"
+        local = self.node == _identity.name and self.creation == _identity.creation
+        words = ".".join(str(w) for w in reversed(self.words))
+        return f"#Ref<{'0' if local else self.node}{'.' if words else ''}{words}>"
+
+
+_set_ref_node = Ref.__dict__["node"].__set__
+_set_ref_id = Ref.__dict__["id"].__set__
+_set_ref_creation = Ref.__dict__["creation"].__set__
+_set_ref_n_words = Ref.__dict__["n_words"].__set__
 
 
 # Ids are never reused in one OS process, so a pid or ref is unique for the
-# life of the node; itertools.count is atomic under the GIL.
-_pid_ids = itertools.count(1)
+# life of the node; itertools.count is atomic under the GIL, and packing its
+# number into a pid id is a pure function of it.
+_pid_ids = map(_local_pid_id, itertools.count(1))
 _ref_ids = itertools.count(1)
 
 
@@ -356,6 +470,9 @@ def make_ref() -> Ref:
     """Return a new reference, unique on this node.
 
     Erlang: erlang:make_ref/0
+
+    Three ID words, as Erlang's own refs have; the counter sits in them
+    lowest word first, so ``#Ref<0.0.0.17>`` is this node's 17th ref.
     """
     return Ref(_identity.name, next(_ref_ids), _identity.creation)
 

@@ -22,8 +22,11 @@ implements::
 - lists compare element by element, a proper prefix first (``[]`` is nil,
   the smallest list);
 - binaries compare byte by byte, a proper prefix first;
-- references and pids compare among themselves by ``(node, id, creation)``
-  (their ``_key()`` in :mod:`repg2.erlang`).
+- references compare by node name, creation, then their ID words from the
+  last word to the first; pids by serial, number, node name, creation: the
+  order OTP 25's ``erts_cmp`` implements, measured on a real node (the
+  comment above :class:`repg2.erlang.Pid` has the details; their ``_key()``
+  is that order).
 
 Two equalities, as in Erlang: ``==`` (:func:`term_eq`, :func:`term_key`)
 says ``1 == 1.0``; ``=:=`` (:func:`exact_eq`, :func:`exact_key`) says they
@@ -51,8 +54,6 @@ terms either. Anything that is not a term raises ``TypeError`` naming it.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``):
 
-- Pids compare by ``(node, id, creation)``; the BEAM compares node name,
-  then number and serial, then creation. Same shape, our own fields.
 - A local pid reports the node's *current* name (as ``node(Pid)`` does in
   Erlang), so renaming the node (``net_kernel.start``) can reorder local pids
   against pids of other nodes already sorted in a table. The keys below
@@ -126,8 +127,8 @@ class _PidOrder:
 
     # Fast paths, because every ordered_set insert or range scan over pg2's
     # keys compares pids several times: two pids with different ids are
-    # different pids; two local pids share node and creation, so their ids
-    # order them. Anything else compares whole keys.
+    # different pids, and the id (serial, then number) is what OTP 25
+    # compares first, so it orders them. Only equal ids compare whole keys.
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _PidOrder):
@@ -141,9 +142,9 @@ class _PidOrder:
         return not self.__eq__(other)
 
     def __lt__(self, other: _PidOrder) -> bool:
-        # DIVERGENCE(D21): pids order by this runtime's own (node, id, creation).
+        # OTP 25's order (measured; see the preamble): id (serial, then number) first, then node, creation.
         a, b = self.pid, other.pid
-        if a.is_local() and b.is_local():
+        if a.id != b.id:
             return bool(a.id < b.id)
         return bool(a._key() < b._key())
 

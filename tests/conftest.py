@@ -1,22 +1,40 @@
-"""Shared fixtures: real nodes for the distributed tests, and a check that none outlives the run.
+"""Shared fixtures (real nodes, a fresh pg2, an isolated runtime), and the check that nothing outlives the run.
 
 The repository root and this folder go on ``sys.path`` first: the package is
 importable without installing it, and child nodes (which inherit
-``sys.path``) can import the ``nodefuns_*`` modules whose functions tests
-send them.
+``sys.path``) can import the modules whose functions tests send them.
 
 Unless ``REPG2_EPMD_PORT`` is set, the run gets a port mapper of its own on
 a free port below the ephemeral range (child nodes inherit the variable):
 two test runs on one machine, or a developer's own nodes, never see each
 other's node names, and the run can check that its port mapper exits after
 the last node.
+
+Each fixture name means one thing across the suite:
+
+- ``cluster``: a factory ``cluster(n=3, **kwargs)`` of started clusters;
+- ``cluster3``: three connected nodes, this process (a) and two children (b, c);
+- ``node``: this process as a distributed node, with no other node;
+- ``fresh_pg2``: no pg2 on this node before and after the test, and a list
+  for the local processes the test starts, killed afterwards;
+- ``pg2_cluster2``: ``fresh_pg2``, and nodes a and b with pg2 running on both;
+- ``pg2_cluster3``: ``fresh_pg2``, and nodes a, b and c with pg2 running on all;
+- ``isolated_runtime``: an empty mailbox; afterwards the test's processes
+  killed and its registered names freed;
+- ``trap_exits``: ``isolated_runtime``, with the test process trapping exits.
+
+A file's own fixtures have names of their own (``global_cluster3``,
+``attacked``, ``shared_cluster``...). The helpers are in ``support.py``.
+
+After the last test, :func:`pytest_sessionfinish` checks that no child
+process of the run is alive and that the run's port mapper has exited; what
+it finds is reported as an error of the run, naming the processes. It runs
+whatever was selected (``-k``, one file), and after everything else.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,23 +47,25 @@ for _path in (Path(__file__).resolve().parent.parent, Path(__file__).resolve().p
         sys.path.insert(0, str(_path))
 
 
-def _free_port_below_ephemeral() -> int:
-    """Return a TCP port on 127.0.0.1 that is free now and never handed out as an ephemeral port."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port for the test run's port mapper")
+from support import (  # noqa: E402 - needs the sys.path set up above
+    down_reason,
+    free_port,
+    live_children,
+    processes_with_args,
+    recover_test_process,
+    start_pg2_everywhere,
+    wait_until,
+)
 
+from repg2 import dist, erlang, net_kernel  # noqa: E402
+from repg2.erlang import ErlangError, Pid  # noqa: E402
+from repg2.testing import Cluster, stop_pg2  # noqa: E402
 
-os.environ.setdefault("REPG2_EPMD_PORT", str(_free_port_below_ephemeral()))
+# The run's own port mapper: set before any node starts (repg2 reads the variable when a node starts).
+_OWN_PORT_MAPPER = "REPG2_EPMD_PORT" not in os.environ  # only a port mapper of the run's own must exit
+os.environ.setdefault("REPG2_EPMD_PORT", str(free_port()))
 
-from repg2 import net_kernel  # noqa: E402 - needs the sys.path set up above
-from repg2.testing import Cluster  # noqa: E402
+# == Nodes ==========================================================================
 
 
 @pytest.fixture
@@ -85,35 +105,147 @@ def node() -> Iterator[str]:
         net_kernel.stop()
 
 
-def live_children() -> list[tuple[int, str]]:
-    """Return ``(pid, command line)`` of this process's live child processes (Linux /proc).
+# == pg2 ============================================================================
 
-    multiprocessing's resource tracker is left out: it is started by the
-    spawn start method, lives exactly as long as this process, and is no
-    node.
+
+@pytest.fixture
+def fresh_pg2() -> Iterator[list[Pid]]:
+    """Stop this node's pg2 before and after the test; yield a list for the processes the test starts.
+
+    The test appends the member processes it starts; afterwards the local
+    ones are killed (a child node's die with their node).
     """
-    me = os.getpid()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    stop_pg2()
+    spawned: list[Pid] = []
+    yield spawned
+    for pid in spawned:
+        if pid.is_local():
+            erlang.exit(pid, "kill")
+    stop_pg2()
+
+
+def _pg2_cluster(n: int) -> Iterator[Cluster]:
+    """Start ``n`` nodes (this one first) with pg2 running on all; yield them, then stop them."""
+    with Cluster(n) as c:
+        start_pg2_everywhere(c)
+        yield c
+
+
+@pytest.fixture
+def pg2_cluster2(fresh_pg2: list[Pid]) -> Iterator[Cluster]:
+    """Two nodes, this one (a) and b, with pg2 running on both."""
+    yield from _pg2_cluster(2)
+
+
+@pytest.fixture
+def pg2_cluster3(fresh_pg2: list[Pid]) -> Iterator[Cluster]:
+    """Three nodes, this one (a), b and c, with pg2 running on all."""
+    yield from _pg2_cluster(3)
+
+
+# == The runtime of this process ====================================================
+
+
+def _was_spawned(pid: Pid) -> bool:
+    """Say whether local process ``pid`` was spawned (not a plain thread that called ``erlang.self()``)."""
+    # Pid.id is set in Pid.__init__ through object.__setattr__, which mypy cannot see.
+    return bool(getattr(erlang._processes.get(pid.id), "spawned", False))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def isolated_runtime() -> Iterator[None]:
+    """Give the test an empty mailbox; afterwards kill the processes it spawned and free the names it registered.
+
+    Only spawned processes are killed: a plain thread that became a process
+    (by calling ``erlang.self()``) never ends by itself, so it cannot be
+    waited for. The test process traps exits during the clean-up, so that
+    killing a process linked to it does not kill it too.
+    """
+    recover_test_process()
+    erlang.flush()
+    before = set(erlang.processes())
+    names = set(erlang.registered())
+    yield
+    me = recover_test_process()
+    erlang.process_flag("trap_exit", True)
+    spawned = [p for p in erlang.processes() if p not in before and p != me and _was_spawned(p)]
+    refs = [erlang.monitor("process", p) for p in spawned]
+    for pid in spawned:
+        erlang.exit(pid, "kill")
+    for ref in refs:
+        down_reason(ref)
+    for name in set(erlang.registered()) - names:
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        # Fields after the parenthesised command: state, ppid, ...
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == me and state != "Z" and "resource_tracker" not in cmdline:
-            found.append((int(entry.name), cmdline.strip()))
+            erlang.unregister(name)
+        except ErlangError:
+            pass
+    erlang.flush()
+    erlang.process_flag("trap_exit", False)
+
+
+@pytest.fixture
+def trap_exits(isolated_runtime: None) -> None:
+    """Like ``isolated_runtime``, and the test process traps exits for the whole test.
+
+    A process linked to the test that dies (a supervisor giving up) then
+    arrives as an ``'EXIT'`` message instead of killing the test.
+    """
+    erlang.process_flag("trap_exit", True)
+
+
+# == Nothing outlives the run =======================================================
+
+
+def _port_mapper_gone() -> bool:
+    """Say whether the run's port mapper has stopped answering."""
+    try:
+        dist.epmd_names(timeout=1)
+    except OSError:  # refused: it has exited
+        return True
+    return False
+
+
+def _leftovers() -> list[str]:
+    """Return what outlived the run: child processes, and the run's port mapper past its linger time.
+
+    A child may still be finishing its exit, and the port mapper exits
+    ``repg2.dist.EPMD_LINGER`` seconds after its last node (unlike epmd,
+    which stays for ever), so both are awaited, with a deadline. While this
+    process is still a node the port mapper must stay, and one the run did
+    not start (``REPG2_EPMD_PORT`` set outside) may serve other nodes: then
+    it is not checked.
+    """
+    found = []
+    try:
+        wait_until(lambda: not live_children(), "the child processes to exit")
+    except AssertionError:
+        found.append(f"child processes outlived the test run: {live_children()}")
+    if _OWN_PORT_MAPPER and erlang.node() == "nonode@nohost":
+        port = dist.epmd_port()
+        try:
+            wait_until(_port_mapper_gone, "the port mapper to exit", timeout=dist.EPMD_LINGER + 15)
+        except AssertionError:
+            found.append(
+                f"the port mapper on port {port} still answers after its linger time: "
+                f"{processes_with_args(['epmd', '--port', str(port)])}"
+            )
     return found
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Report (and fail the run for) any child process still alive at the end of the run."""
+    """Fail the run, as an error in its summary, if a child process or the run's port mapper outlived it."""
     if not Path("/proc").is_dir():
         return
-    left = live_children()
-    if left:
-        sys.stderr.write(f"\nrepg2: child processes outlived the test run: {left}\n")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    found = _leftovers()
+    if not found:
+        return
+    report = pytest.TestReport(
+        nodeid="tests/conftest.py::nothing_outlives_the_run",
+        location=("tests/conftest.py", None, "nothing_outlives_the_run"),
+        keywords={},
+        outcome="failed",
+        longrepr="\n".join(found),
+        when="teardown",
+    )
+    session.config.hook.pytest_runtest_logreport(report=report)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -16,11 +16,11 @@ import ast
 import os
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pexpect
+from support import DEADLINE, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -42,7 +42,7 @@ class Shell:
         *args: str,
         home: Path,
         netns: str | None = None,
-        timeout: float = 20.0,
+        timeout: float = DEADLINE,
     ) -> None:
         argv = [sys.executable, "-m", "repg2", "shell", "--name", name, "--cookie", cookie, *args]
         if netns is not None:
@@ -77,7 +77,7 @@ class Shell:
         after = self.child.after if isinstance(self.child.after, str) else ""
         self.seen += clean(self.child.before + after)
 
-    def run(self, line: str, timeout: float = 20.0) -> str:
+    def run(self, line: str, timeout: float = DEADLINE) -> str:
         """Type one complete input line and return what it printed before the next prompt."""
         self.child.sendline(line)
         self.count += 1
@@ -85,7 +85,7 @@ class Shell:
         self._expect(self._prompt(self.count), timeout)
         return self.seen[start:]
 
-    def eval(self, expr: str, timeout: float = 20.0) -> Any:
+    def eval(self, expr: str, timeout: float = DEADLINE) -> Any:
         """Evaluate a Python expression in the shell and return its value (a literal)."""
         # One write of the whole line: a line another process prints cannot land inside it.
         out = self.run(f"print('=' + '=> ' + repr({expr}) + '\\n', end='')", timeout)
@@ -93,22 +93,22 @@ class Shell:
         assert found, f"{self.name}: no result for {expr!r} in:\n{out}"
         return ast.literal_eval(found[-1].strip())
 
-    def wait_eval(self, expr: str, expected: Any, timeout: float = 15.0) -> Any:
+    def wait_eval(self, expr: str, expected: Any, timeout: float = DEADLINE) -> Any:
         """Evaluate ``expr`` until it equals ``expected``; fail with the last value after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = self.eval(expr)
-            if value == expected:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: {expr} is {value!r}, expected {expected!r} within {timeout} s")
-            time.sleep(0.1)  # polling interval of a bounded wait on another node's state
+        last: list[Any] = []
+
+        def equal() -> bool:
+            last[:] = [self.eval(expr)]
+            return bool(last[0] == expected)
+
+        wait_until(equal, lambda: f"{self.name}: {expr} to be {expected!r} (it is {last[0]!r})", timeout)
+        return expected
 
     def mark(self) -> int:
         """Return a position in the output, for :meth:`wait_output`."""
         return len(self.seen)
 
-    def wait_output(self, pattern: str, since: int = 0, timeout: float = 15.0) -> str:
+    def wait_output(self, pattern: str, since: int = 0, timeout: float = DEADLINE) -> str:
         """Wait until ``pattern`` (a regex) appears in the output after ``since``; return the match."""
         found = re.search(pattern, self.seen[since:])
         if found:
@@ -118,7 +118,7 @@ class Shell:
         assert found, pattern
         return found.group(0)
 
-    def quit(self, how: str = "q()", timeout: float = 15.0) -> int:
+    def quit(self, how: str = "q()", timeout: float = DEADLINE) -> int:
         """Leave the shell with ``q()`` or Ctrl-D (``how='eof'``); return the exit status."""
         if how == "eof":
             self.child.sendeof()
@@ -134,3 +134,24 @@ class Shell:
             self.child.close(force=True)
         else:
             self.child.close()
+
+
+class Shells:
+    """The shells a test started, all killed and reaped at its end, even when a step fails."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home  # where the shells' history files go
+        self.started: list[Shell] = []
+
+    def start(self, name: str, cookie: str, *args: str, netns: str | None = None) -> Shell:
+        """Start one shell and wait for its first prompt."""
+        shell = Shell(name, cookie, *args, home=self.home, netns=netns)
+        self.started.append(shell)
+        return shell
+
+    def __enter__(self) -> Shells:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for shell in reversed(self.started):
+            shell.close()

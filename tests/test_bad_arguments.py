@@ -30,15 +30,15 @@ deep inside ``ets`` or ``global`` instead of by the pg2 function called.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import recv, wait_until
 
 from repg2 import erlang, ets, gen_server, global_, pg2
 from repg2.erlang import ErlangError, Pid
-from repg2.testing import member_loop, stop_pg2
+from repg2.testing import member_loop
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,25 +70,23 @@ def hold(lock_id: Any, parent: Pid) -> None:
 
 
 @pytest.fixture
-def world() -> Iterator[dict[str, Any]]:
+def world(fresh_pg2: list[Pid]) -> Iterator[dict[str, Any]]:
     """A node with something everywhere: a pg2 group with a member, a table, a held lock, a server."""
-    stop_pg2()
     member = erlang.spawn(member_loop)
+    fresh_pg2.append(member)
     assert pg2.create("g") == "ok"
     assert pg2.join("g", member) == "ok"
     assert pg2.join("g", member) == "ok"
     ets.new(TABLE, ["set", "public", "named_table"])
     ets.insert(TABLE, [("k", 1), ("n", 0)])
     holder = erlang.spawn(hold, HELD, erlang.self())
-    assert erlang.receive(lambda m: m == ("holding", holder), timeout=10) == ("holding", holder)
+    assert recv(lambda m: m == ("holding", holder)) == ("holding", holder)
     server = gen_server.start(("local", SERVER), Keeper(), {"value": 1})[1]
     yield {"member": member, "server": server}
-    for pid in (member, holder):
-        erlang.exit(pid, "kill")
+    erlang.exit(holder, "kill")
     if erlang.whereis(SERVER) != "undefined":
         gen_server.stop(SERVER)
     ets.delete(TABLE)
-    stop_pg2()
 
 
 def snapshot() -> dict[str, Any]:
@@ -361,7 +359,5 @@ def test_bad_argument_raises_a_clear_error_and_changes_nothing(
     if isinstance(info.value, ErlangError) and not isinstance(info.value, TypeError):
         assert info.value.reason == "badarg"
     assert snapshot() == before
-    deadline = time.monotonic() + 5  # a helper process the call started must be gone too
-    while sorted(erlang.processes()) != processes and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert sorted(erlang.processes()) == processes
+    # A helper process the call started must be gone too.
+    wait_until(lambda: sorted(erlang.processes()) == processes, lambda: f"only {processes}, not {erlang.processes()}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from repg2 import erlang
@@ -23,7 +25,8 @@ def test_demo_runs_to_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
         assert step in out
     # After the heal every node lists dave (on a) and erin (on b); alice's leave held; lobby's delete was undone.
     summary = out.split("Summary:")[1]
-    assert summary.count("[dave, erin]") == 3
+    # Members print in term order, where a pid's number comes first: either may lead.
+    assert len(re.findall(r"\[(dave, erin|erin, dave)\]", summary)) == 3
     assert summary.count("['chat', 'lobby']") == 3
     assert "alice stays gone" in out and "'lobby' is back" in out
     assert erlang.nodes() == []

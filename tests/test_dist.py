@@ -21,6 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import (
+    DEADLINE,
+    PickleMarker,
+    closed_by_peer,
+    connect_to,
+    frame,
+    handshake_to,
+    port_of,
+    recv,
+    tagged,
+    wait_until,
+)
 
 from repg2 import dist, erlang, net_kernel, rpc
 from repg2.erlang import TIMEOUT, Pid
@@ -28,49 +40,6 @@ from repg2.testing import Cluster
 from repg2.testing import nodefuns as nf
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.distributed]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``condition`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def recv(match: Callable[[Any], bool] | None = None, timeout: float = 15.0) -> Any:
-    """Receive a message in the test process or fail the test after ``timeout`` seconds."""
-    msg = erlang.receive(match, timeout=timeout)
-    if msg is TIMEOUT:
-        pytest.fail(f"no message within {timeout} s; mailbox: {erlang.flush()!r}")
-    return msg
-
-
-def tagged(tag: Any) -> Callable[[Any], bool]:
-    """Match a tuple whose first element is ``tag``."""
-    return lambda m: isinstance(m, tuple) and len(m) > 0 and m[0] == tag
-
-
-def port_of(node: str) -> int:
-    """Return a node's distribution port, asked of the port mapper."""
-    alive, host = dist.split_node(node)
-    port = dist.epmd_port_please(host, alive)
-    assert port is not None
-    return port
-
-
-def closed_by_peer(sock: socket.socket, timeout: float = 10.0) -> bool:
-    """Say whether the peer closes ``sock`` (reads until EOF; a reset counts as closed)."""
-    sock.settimeout(timeout)
-    try:
-        while sock.recv(4096):
-            pass
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-    return True
 
 
 # == Messages =================================================================
@@ -365,9 +334,9 @@ def test_ticks_detect_a_stopped_peer() -> None:
         ref = erlang.monitor("process", pid)
         os.kill(cluster.os_pid(b), signal.SIGSTOP)
         try:
-            assert recv(tagged("DOWN"), timeout=20) == ("DOWN", ref, "process", pid, "noconnection")
-            assert recv(tagged("nodedown"), timeout=20) == ("nodedown", b)
-            wait_until(lambda: b not in cluster.nodes_of(c), 20, "c to drop b too")
+            assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "noconnection")
+            assert recv(tagged("nodedown")) == ("nodedown", b)
+            wait_until(lambda: b not in cluster.nodes_of(c), "c to drop b too")
             assert sorted(erlang.nodes()) == [c]
         finally:
             os.kill(cluster.os_pid(b), signal.SIGCONT)
@@ -470,73 +439,45 @@ def test_wrong_cookie_is_refused_and_node_keeps_serving(cluster3: Cluster, caplo
     assert rpc.call(b, erlang.node, []) == b
 
 
-def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1", status: str = "ok") -> socket.socket:
-    """Run the initiator's handshake against ``node`` by hand; return the authenticated socket."""
-    sock = socket.create_connection(("127.0.0.1", port_of(node)), timeout=10)
-    dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": name, "creation": 7})
-    assert dist._recv_hs(sock, "s") == {"status": status}
-    if status == "alive":
-        dist._send_hs(sock, "s", {"alive": True})  # we have no connection: drop yours
-    challenge = dist._recv_hs(sock, "c")
-    theirs = bytes.fromhex(challenge["challenge"])
-    ours = os.urandom(dist.CHALLENGE_BYTES)
-    digest = dist._digest(cookie, b"reply", theirs, ours, name, node)
-    dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
-    ack = dist._recv_hs(sock, "a")
-    assert bytes.fromhex(ack["digest"]) == dist._digest(cookie, b"ack", ours, theirs, name, node)
-    return sock
-
-
-class _Marker:
-    """Unpickling this creates a file: the proof that a pickle was loaded."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def __reduce__(self) -> Any:
-        return (Path.touch, (Path(self.path),))
-
-
 def test_pickle_before_authentication_is_never_loaded(cluster3: Cluster, tmp_path: Path) -> None:
     """Pickles sent in place of handshake frames, or after a failed challenge, are never unpickled."""
     _a, b, _c = cluster3.nodes
     marker = tmp_path / "loaded"
-    payload = pickle.dumps((dist.Op.SEND, None, _Marker(str(marker))))
-    frame = struct.pack(">I", len(payload)) + payload
+    evil = frame(pickle.dumps((dist.Op.SEND, None, PickleMarker(str(marker)))))
     # 1. as the very first frame
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
-        sock.sendall(frame)
+    with connect_to(port_of(b)) as sock:
+        sock.sendall(evil)
         assert closed_by_peer(sock)
     # 2. after a valid name, in place of the challenge reply
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": "evil@127.0.0.1", "creation": 1})
         assert dist._recv_hs(sock, "s") == {"status": "ok"}
         dist._recv_hs(sock, "c")
-        sock.sendall(frame)
+        sock.sendall(evil)
         assert closed_by_peer(sock)
     # 3. after a challenge reply made with the wrong cookie
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": "evil@127.0.0.1", "creation": 1})
         dist._recv_hs(sock, "s")
         dist._recv_hs(sock, "c")
         dist._send_hs(sock, "r", {"challenge": os.urandom(32).hex(), "digest": os.urandom(32).hex()})
-        sock.sendall(frame)
+        sock.sendall(evil)
         assert closed_by_peer(sock)
     assert not marker.exists()
     assert rpc.call(b, erlang.node, []) == b
     # Control: the same frame over an authenticated connection *is* loaded, so the test can see loading.
     with handshake_to(b, cluster3.cookie.encode()) as sock:
-        sock.sendall(frame)
+        sock.sendall(evil)
         wait_until(marker.exists, what="the authenticated pickle to be loaded")
 
 
 def test_garbage_and_oversized_frames_are_refused_without_harm(cluster3: Cluster) -> None:
     """Garbage, an oversized handshake frame, and an oversized frame after authentication close only that connection."""
     a, b, _c = cluster3.nodes
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n" + os.urandom(200))
         assert closed_by_peer(sock)
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         sock.sendall(struct.pack(">I", 2**31))
         assert closed_by_peer(sock)
     with handshake_to(b, cluster3.cookie.encode()) as sock:
@@ -563,7 +504,7 @@ def test_silent_peer_is_dropped_after_the_setup_time(cluster: Callable[..., Clus
     """A peer that connects and never finishes the handshake is dropped; the node keeps serving."""
     c = cluster(2, setuptime=1.0)
     _a, b = c.nodes
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         assert closed_by_peer(sock)
     assert rpc.call(b, erlang.node, []) == b
 
@@ -574,10 +515,10 @@ def test_silent_peer_is_dropped_after_the_setup_time(cluster: Callable[..., Clus
 def test_port_mapper_refuses_garbage_and_keeps_serving(cluster3: Cluster) -> None:
     """Garbage to the port mapper closes that connection; lookups and names still work."""
     _a, b, _c = cluster3.nodes
-    with socket.create_connection(("127.0.0.1", dist.epmd_port()), timeout=10) as sock:
+    with connect_to(dist.epmd_port()) as sock:
         sock.sendall(b"\xff\xff" + os.urandom(100))
         assert closed_by_peer(sock)
-    with socket.create_connection(("127.0.0.1", dist.epmd_port()), timeout=10) as sock:
+    with connect_to(dist.epmd_port()) as sock:
         sock.sendall(b"\x00\x05HELLO")
         assert closed_by_peer(sock)
     assert dist.epmd_port_please("127.0.0.1", dist.split_node(b)[0]) == port_of(b)
@@ -592,20 +533,20 @@ def test_port_mapper_registrations_live_with_their_connection(monkeypatch: pytes
     thread.start()
     monkeypatch.setenv("REPG2_EPMD_PORT", str(mapper.port))
     try:
-        first, creation1 = dist._epmd_register("x", 1234, time.monotonic() + 5)
+        first, creation1 = dist._epmd_register("x", 1234, time.monotonic() + DEADLINE)
         assert dist.epmd_port_please("127.0.0.1", "x") == 1234
         sock, reply = dist._epmd_request("127.0.0.1", "ALIVE x 999", 2)
         sock.close()
         assert reply == "ERR taken"
         first.close()
         wait_until(lambda: dist.epmd_port_please("127.0.0.1", "x") is None, what="x to be unregistered")
-        second, creation2 = dist._epmd_register("x", 1235, time.monotonic() + 5)
+        second, creation2 = dist._epmd_register("x", 1235, time.monotonic() + DEADLINE)
         assert creation2 != creation1 and creation1 != 0 and creation2 != 0
         assert dist.epmd_names() == {"x": 1235}
         second.close()
     finally:
         mapper.close()
-        thread.join(5)
+        thread.join(DEADLINE)
 
 
 def test_port_mapper_exits_by_itself_after_its_last_node(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -615,9 +556,9 @@ def test_port_mapper_exits_by_itself_after_its_last_node(monkeypatch: pytest.Mon
     thread.start()
     monkeypatch.setenv("REPG2_EPMD_PORT", str(mapper.port))
     try:
-        sock, _creation = dist._epmd_register("y", 1, time.monotonic() + 5)
+        sock, _creation = dist._epmd_register("y", 1, time.monotonic() + DEADLINE)
         sock.close()
-        thread.join(10)
+        thread.join(DEADLINE)
         assert not thread.is_alive()
         with pytest.raises(OSError):
             dist.epmd_names(timeout=1)
@@ -644,9 +585,9 @@ def test_port_mapper_exits_by_itself_after_its_last_node(monkeypatch: pytest.Mon
 def test_malformed_handshakes_are_refused(cluster3: Cluster, frames: list[bytes], why: str) -> None:
     """Each malformed handshake frame closes that connection only; the node keeps serving."""
     _a, b, _c = cluster3.nodes
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
-        for frame in frames:
-            sock.sendall(struct.pack(">I", len(frame)) + frame)
+    with connect_to(port_of(b)) as sock:
+        for payload in frames:
+            sock.sendall(frame(payload))
         assert closed_by_peer(sock), why
     assert rpc.call(b, erlang.node, []) == b
 
@@ -654,7 +595,7 @@ def test_malformed_handshakes_are_refused(cluster3: Cluster, frames: list[bytes]
 def test_handshake_claiming_the_nodes_own_name_is_not_allowed(cluster3: Cluster) -> None:
     """A peer calling itself by the node's own name is told not_allowed."""
     _a, b, _c = cluster3.nodes
-    with socket.create_connection(("127.0.0.1", port_of(b)), timeout=10) as sock:
+    with connect_to(port_of(b)) as sock:
         dist._send_hs(sock, "n", {"version": dist.HANDSHAKE_VERSION, "name": b, "creation": 1})
         assert dist._recv_hs(sock, "s") == {"status": "not_allowed"}
 

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import queue
-import random
-import shutil
 import socket
 import struct
 import subprocess
@@ -32,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from support import DEADLINE, free_port, need_erlang, wait_until
 
 from repg2 import dist_util as du
 from repg2.dist_util import HandshakeError, LostRace
@@ -39,24 +38,11 @@ from repg2.dist_util import HandshakeError, LostRace
 pytestmark = pytest.mark.timeout(90)
 
 COOKIE = "dist-util-cookie"
-SHORT = 5.0  # seconds: the deadline of a handshake that must succeed
 
 
-def _deadline(seconds: float = SHORT) -> float:
+def _deadline(seconds: float = DEADLINE) -> float:
+    """The handshake deadline ``seconds`` from now (by default the suite's: a handshake that must end well)."""
     return time.monotonic() + seconds
-
-
-def _free_port() -> int:
-    """Return a TCP port on 127.0.0.1 in 20000-32000 (below the ephemeral range) that is free now."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 def _listener() -> socket.socket:
@@ -67,7 +53,7 @@ def _listener() -> socket.socket:
 
 
 def _connect(port: int) -> socket.socket:
-    return du.nodelay(socket.create_connection(("127.0.0.1", port), timeout=SHORT))
+    return du.nodelay(socket.create_connection(("127.0.0.1", port), timeout=DEADLINE))
 
 
 def _closed(sock: socket.socket) -> bool:
@@ -136,7 +122,7 @@ class ErlNode:
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []  # every line that is not a reply: Erlang's error reports
         threading.Thread(target=self._pump, daemon=True).start()
-        self._expect("READY", 30)
+        self._expect("READY", DEADLINE)
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -160,36 +146,29 @@ class ErlNode:
         self.proc.stdin.write(expr + "\n")
         self.proc.stdin.flush()
 
-    def reply(self, timeout: float = 20) -> str:
+    def reply(self, timeout: float = DEADLINE) -> str:
         """Return the next reply, as Erlang's ``~w`` prints it."""
         return self._expect("REPLY ", timeout)
 
-    def eval(self, expr: str, timeout: float = 20) -> str:
+    def eval(self, expr: str, timeout: float = DEADLINE) -> str:
         self.send(expr)
         return self.reply(timeout)
 
     def stop(self) -> None:
         try:
             self.send("halt().")
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=DEADLINE)
         except (OSError, subprocess.TimeoutExpired, ValueError):
             os.killpg(self.proc.pid, 9)
-            self.proc.wait(timeout=10)
-        subprocess.run(["epmd", "-kill"], env=self.env, capture_output=True, timeout=10)
-
-
-def _erl_or_skip() -> None:
-    if shutil.which("erl") is None or shutil.which("epmd") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("erl is missing, and CI=true requires the real Erlang tests to run")
-        pytest.skip("erl (Erlang/OTP 25, Debian's erlang-base) is not installed")
+            self.proc.wait(timeout=DEADLINE)
+        subprocess.run(["epmd", "-kill"], env=self.env, capture_output=True, timeout=DEADLINE)
 
 
 @pytest.fixture(scope="module")
 def erl() -> Iterator[ErlNode]:
     """One real node e@127.0.0.1 (cookie COOKIE, net_ticktime 1 s) for the module's Erlang tests."""
-    _erl_or_skip()
-    node = ErlNode("e@127.0.0.1", COOKIE, _free_port(), _free_port(), ticktime=1)
+    need_erlang()
+    node = ErlNode("e@127.0.0.1", COOKIE, free_port(), free_port(), ticktime=1)
     try:
         yield node
     finally:
@@ -232,7 +211,7 @@ class TickEcho:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.thread.join(timeout=5)
+        self.thread.join(timeout=DEADLINE)
         self.sock.close()
 
 
@@ -240,7 +219,7 @@ def _dial_erl(erl: ErlNode, name: str, cookie: str = COOKIE, **kwargs: Any) -> t
     sock = _connect(erl.dist_port)
     result = du.handshake_we_started(
         sock, this_node=name, other_node=erl.name, cookie=cookie, creation=kwargs.pop("creation", 17),
-        deadline=_deadline(10), **kwargs,
+        deadline=_deadline(), **kwargs,
     )  # fmt: skip
     return sock, result
 
@@ -250,7 +229,7 @@ def _epmd_alive2(epmd_port: int, alive: str, port: int) -> tuple[socket.socket, 
     name = alive.encode()
     body = struct.pack(">cHBBHHH", b"x", port, 77, 0, du.ERL_DIST_VER, du.ERL_DIST_VER, len(name)) + name
     body += struct.pack(">H", 0)  # no extra
-    sock = socket.create_connection(("127.0.0.1", epmd_port), timeout=SHORT)
+    sock = socket.create_connection(("127.0.0.1", epmd_port), timeout=DEADLINE)
     sock.sendall(struct.pack(">H", len(body)) + body)
     head = sock.recv(2, socket.MSG_WAITALL)
     if head == b"v\x00":  # ALIVE2_X_RESP, result 0: a 32-bit creation follows
@@ -280,13 +259,13 @@ def _accept_once(
 
     def run() -> None:
         try:
-            lsock.settimeout(20)
+            lsock.settimeout(DEADLINE)
             sock, _ = lsock.accept()
             out.sock = du.nodelay(sock)
             out.result = du.handshake_other_started(
                 sock, this_node=this_node, cookie=cookie, creation=creation,
                 mark_pending=kwargs.pop("mark_pending", lambda node: "ok"),
-                deadline=_deadline(kwargs.pop("seconds", 10)), **kwargs,
+                deadline=_deadline(kwargs.pop("seconds", DEADLINE)), **kwargs,
             )  # fmt: skip
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             out.error = exc
@@ -366,7 +345,7 @@ def test_erlang_dials_our_acceptor_through_epmd(erl: ErlNode) -> None:
         asked: list[str] = []
         out = _accept_once(lsock, "pyacc@127.0.0.1", creation=creation, mark_pending=_recording(asked, "ok"))
         assert erl.eval("net_kernel:connect_node('pyacc@127.0.0.1').") == "true"
-        assert out.done.wait(10) and out.error is None, out.error
+        assert out.done.wait(DEADLINE) and out.error is None, out.error
         assert out.result is not None and out.sock is not None
         assert asked == ["e@127.0.0.1"]
         assert out.result.node == "e@127.0.0.1" and out.result.other_started
@@ -387,7 +366,7 @@ def test_wrong_cookie_erlang_dials_our_acceptor(erl: ErlNode) -> None:
         out = _accept_once(lsock, "pybad@127.0.0.1", creation=creation)
         erl.eval("erlang:set_cookie('pybad@127.0.0.1', 'another-cookie').")
         assert erl.eval("net_kernel:connect_node('pybad@127.0.0.1').") == "false"
-        assert out.done.wait(10)
+        assert out.done.wait(DEADLINE)
         assert isinstance(out.error, HandshakeError)
         assert out.error.reason == ("recv_challenge_reply_failed", "bad_cookie")
         assert out.sock is not None and _closed(out.sock)
@@ -406,7 +385,7 @@ def test_erlang_answers_alive_and_replaces_a_stale_connection(erl: ErlNode) -> N
     echo = TickEcho(new)
     try:
         assert second.status == "alive" and asked == ["e@127.0.0.1"]
-        assert old_echo.closed.wait(10), "Erlang kept the stale connection"
+        assert old_echo.closed.wait(DEADLINE), "Erlang kept the stale connection"
         assert erl.eval("lists:member('again@127.0.0.1', nodes()).") == "true"
         assert not echo.closed.is_set()
     finally:
@@ -429,7 +408,7 @@ def _raw_send(sock: socket.socket, body: bytes) -> None:
 
 
 def _raw_recv(sock: socket.socket) -> bytes:
-    sock.settimeout(SHORT)
+    sock.settimeout(DEADLINE)
     (size,) = struct.unpack(">H", sock.recv(2, socket.MSG_WAITALL))
     return sock.recv(size, socket.MSG_WAITALL) if size else b""
 
@@ -531,7 +510,7 @@ def test_acceptor_refuses_a_hostile_initiator(
     raw = _connect(lsock.getsockname()[1])
     try:
         script(raw)
-        assert out.done.wait(10), "the acceptor hangs"
+        assert out.done.wait(DEADLINE), "the acceptor hangs"
         assert isinstance(out.error, HandshakeError) and not isinstance(out.error, LostRace), out.error
         assert out.error.reason == reason
         assert out.sock is not None and _closed(out.sock)
@@ -548,7 +527,7 @@ def test_acceptor_names_the_old_handshake_version() -> None:
     out = _accept_once(lsock, US, seconds=1.0)
     with _connect(lsock.getsockname()[1]) as raw:
         _raw_send(raw, b"n" + struct.pack(">HI", 5, 0x7FFFF) + RAW.encode())
-        assert out.done.wait(10)
+        assert out.done.wait(DEADLINE)
     assert isinstance(out.error, HandshakeError) and "version 5" in str(out.error)
     lsock.close()
 
@@ -562,7 +541,7 @@ def test_acceptor_reads_nothing_beyond_the_handshake() -> None:
         raw.sendall(struct.pack(">H", 21) + _reply_msg(challenge, COOKIE, ours=12345) + du.pack_frame(b"first"))
         ack = _raw_recv(raw)
         assert ack == b"a" + du.gen_digest(12345, COOKIE)
-        assert out.done.wait(10) and out.error is None, out.error
+        assert out.done.wait(DEADLINE) and out.error is None, out.error
         assert out.sock is not None and out.result is not None
         assert out.result.node == RAW and out.result.creation == 3 and out.result.our_digest_ok is None
         assert du.recv_frame(out.sock) == b"first"
@@ -663,7 +642,7 @@ def test_initiator_refuses_a_hostile_acceptor(
         assert info.value.reason == reason
         assert _closed(sock)
     finally:
-        done.wait(5)
+        done.wait(DEADLINE)
         for s in peer:
             s.close()
         lsock.close()
@@ -690,7 +669,7 @@ def test_initiator_reports_a_lost_race(answer: str, expect: list[bytes]) -> None
             sock, this_node=US, other_node=RAW, cookie=COOKIE, creation=1, is_pending=lambda n: False,
             deadline=_deadline(),
         )  # fmt: skip
-    t.join(10)
+    t.join(DEADLINE)
     assert info.value.reason == answer and _closed(sock)
     assert heard == expect
     lsock.close()
@@ -714,7 +693,7 @@ def _pair(
         )  # fmt: skip
     except HandshakeError as exc:
         mine = exc
-    assert out.done.wait(10)
+    assert out.done.wait(DEADLINE)
     lsock.close()
     return out, sock, mine
 
@@ -896,7 +875,7 @@ class MiniKernel:
     def close(self) -> None:
         self.listener.close()
         for w in self.workers:
-            w.join(10)
+            w.join(DEADLINE)
         for entry in self.table.values():
             if entry[0] == "up":
                 entry[1].close()
@@ -914,11 +893,13 @@ def test_simultaneous_connect_leaves_exactly_one_connection(round_: int) -> None
     for t in dials:
         t.start()
     for t in dials:
-        t.join(10)
-    deadline = time.monotonic() + 10
-    while (small.up(great.name) is None or great.up(small.name) is None) and time.monotonic() < deadline:
-        time.sleep(0.01)  # polling with a deadline: the accepting side finishes in its own thread
+        t.join(DEADLINE)
     try:
+        # The accepting side finishes in its own thread.
+        wait_until(
+            lambda: small.up(great.name) is not None and great.up(small.name) is not None,
+            lambda: f"both ends of one connection: {(small.table, great.table, small.lost, great.lost)}",
+        )
         s_sock, g_sock = small.up(great.name), great.up(small.name)
         assert s_sock is not None and g_sock is not None, (small.table, great.table, small.lost, great.lost)
         assert s_sock.getsockname() == g_sock.getpeername()  # the two ends of one connection
@@ -963,7 +944,7 @@ def test_acceptor_refuses_a_garbled_answer_to_alive() -> None:
         _raw_send(raw, _name_msg(RAW))
         assert _raw_recv(raw) == b"salive"
         _raw_send(raw, b"smaybe")
-        assert out.done.wait(10)
+        assert out.done.wait(DEADLINE)
     assert isinstance(out.error, HandshakeError)
     assert out.error.reason == ("recv_status_failed", "unexpected", b"smaybe")
     lsock.close()
@@ -999,7 +980,7 @@ def test_a_reset_connection_is_a_handshake_error() -> None:
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.sendall(b"\x00\x20N")
     raw.close()  # with linger 0: RST
-    assert out.done.wait(10)
+    assert out.done.wait(DEADLINE)
     assert isinstance(out.error, HandshakeError) and out.error.reason in ("connection_closed", "truncated")
     lsock.close()
 
@@ -1044,7 +1025,7 @@ def test_mark_pending_must_answer_a_status() -> None:
     out = _accept_once(lsock, US, mark_pending=lambda n: "yes")
     with _connect(lsock.getsockname()[1]) as raw:
         _raw_send(raw, _name_msg(RAW))
-        assert out.done.wait(10)
+        assert out.done.wait(DEADLINE)
         assert _raw_drain(raw) == []
     assert isinstance(out.error, ValueError) and out.sock is not None and _closed(out.sock)
     lsock.close()
@@ -1070,6 +1051,6 @@ def test_a_bad_name_message_gets_the_answer_erlang_gives(erl: ErlNode, case: str
     with _connect(lsock.getsockname()[1]) as raw:
         _raw_send(raw, message)
         we_say = _raw_drain(raw)
-    assert out.done.wait(10) and isinstance(out.error, HandshakeError)
+    assert out.done.wait(DEADLINE) and isinstance(out.error, HandshakeError)
     lsock.close()
     assert we_say == erlang_says

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -26,9 +25,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import live_children
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import DEADLINE, free_port, live_children, need_erlang, processes_with_args, wait_until
 
 from repg2 import epmd
 
@@ -41,31 +40,9 @@ COOKIE = "repg2-epmd-test"
 # == Helpers =========================================================================
 
 
-def wait_until(cond: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    """Poll ``cond`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling with a deadline
-
-
-def free_port() -> int:
-    """Return a TCP port free now, below the ephemeral range, so no client socket takes it meanwhile."""
-    for _ in range(200):
-        port = random.randrange(20000, 32000)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
 def exchange(port: int, data: bytes, half_close: bool = False) -> bytes:
     """Send raw bytes to the port mapper on ``port`` and return all it sends back before closing."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as sock:
         try:
             sock.sendall(data)
             if half_close:
@@ -93,7 +70,7 @@ def alive2(name: bytes, port: int, high: int = 6, low: int = 6, extra: bytes = b
 
 def register_raw(port: int, request: bytes) -> tuple[socket.socket, bytes]:
     """Send a registration by hand; return the open socket and the reply (6 or 4 bytes)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
     sock.sendall(request)
     reply = sock.recv(1)
     reply += sock.recv(5 if reply == b"v" else 3)
@@ -107,15 +84,6 @@ def serve(mapper: epmd.PortMapper) -> threading.Thread:
     return thread
 
 
-def need_erlang() -> None:
-    """Skip unless ``epmd`` and ``erl`` are on PATH; under ``CI=true`` their absence is a failure."""
-    if shutil.which("epmd") and shutil.which("erl"):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI=true but Erlang/OTP (epmd, erl) is not installed")
-    pytest.skip("Erlang/OTP (epmd, erl) is not installed")
-
-
 def erl_env(port: int) -> dict[str, str]:
     """Return the environment for a real epmd or erl that uses the port mapper on ``port``."""
     env = dict(os.environ)
@@ -125,33 +93,25 @@ def erl_env(port: int) -> dict[str, str]:
 
 def run_epmd(port: int, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real ``epmd`` command line against the port mapper on ``port``."""
-    return subprocess.run(["epmd", *args], env=erl_env(port), capture_output=True, text=True, timeout=60)
+    return subprocess.run(["epmd", *args], env=erl_env(port), capture_output=True, text=True, timeout=2 * DEADLINE)
 
 
 def erl_eval(port: int, expr: str) -> str:
     """Run an expression on a fresh, short-lived ``erl -name`` node that uses the port mapper on ``port``."""
     name = f"t{random.randrange(10**9)}@127.0.0.1"
     cmd = ["erl", "-name", name, "-setcookie", COOKIE, "-noshell", "-eval", f"{expr}, init:stop()."]
-    result = subprocess.run(cmd, env=erl_env(port), capture_output=True, text=True, timeout=90)
+    result = subprocess.run(cmd, env=erl_env(port), capture_output=True, text=True, timeout=2 * DEADLINE)
     assert result.returncode == 0, result
     return result.stdout
 
 
 def kill_processes_with_args(args: list[str]) -> None:
     """SIGKILL the processes whose command line contains ``args`` in a row (names unique to this test)."""
-    wanted = [a.encode() for a in args]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid, _cmd in processes_with_args(args):
         try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(cmdline[i : i + len(wanted)] == wanted for i in range(len(cmdline))):
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except OSError:
-                pass
+            os.kill(pid, signal.SIGKILL)
+        except OSError:  # it ended meanwhile
+            pass
 
 
 def kill_erl_named(alive: str) -> None:
@@ -166,7 +126,7 @@ def mapper() -> Iterator[epmd.PortMapper]:
         thread = serve(m)
         yield m
         m.close()
-        thread.join(10)
+        thread.join(DEADLINE)
         assert not thread.is_alive()
 
 
@@ -325,14 +285,14 @@ def test_invalid_registrations_get_result_1_and_creation_99(
 
 def test_silent_client_is_dropped(mapper: epmd.PortMapper) -> None:
     """A connection that sends half a request and then nothing is closed after packet_timeout."""
-    with socket.create_connection(("127.0.0.1", mapper.port), timeout=30) as sock:
+    with socket.create_connection(("127.0.0.1", mapper.port), timeout=DEADLINE) as sock:
         sock.sendall(b"\x00")
         assert sock.recv(1) == b""  # closed by the server (the 30 s timeout would raise instead)
 
 
 def test_many_clients_at_once(mapper: epmd.PortMapper) -> None:
     """With 100 connections idling mid-request, 20 threads still register and look up at once."""
-    idle = [socket.create_connection(("127.0.0.1", mapper.port), timeout=20) for _ in range(100)]
+    idle = [socket.create_connection(("127.0.0.1", mapper.port), timeout=DEADLINE) for _ in range(100)]
     for s in idle:
         s.sendall(b"\x00\x05z")
     results: dict[str, tuple[int, int] | None] = {}
@@ -350,7 +310,7 @@ def test_many_clients_at_once(mapper: epmd.PortMapper) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(DEADLINE)
     try:
         assert results == {f"n{i}": (6000 + i, 6) for i in range(20)}
         assert epmd.names("127.0.0.1", epmd_port=mapper.port) == {f"n{i}": 6000 + i for i in range(20)}
@@ -368,7 +328,7 @@ def fuzz_target() -> Iterator[epmd.PortMapper]:
         yield m
         sock.close()
         m.close()
-        thread.join(10)
+        thread.join(DEADLINE)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -388,7 +348,7 @@ def test_kill_refused_while_nodes_live_then_obeyed(mapper: epmd.PortMapper) -> N
     sock.close()
     wait_until(lambda: not epmd.names("127.0.0.1", epmd_port=mapper.port), "keeper to unregister")
     assert epmd.kill(epmd_port=mapper.port) is True
-    thread.join(10)
+    thread.join(DEADLINE)
     assert not thread.is_alive()
     with pytest.raises(ConnectionRefusedError):
         epmd.names("127.0.0.1", epmd_port=mapper.port)
@@ -406,7 +366,7 @@ def test_relaxed_checks_allow_stop_and_kill_with_live_nodes() -> None:
             other, _ = epmd.register_node("other", 5013, epmd_port=m.port)
             with other:
                 assert epmd.kill(epmd_port=m.port) is True
-                thread.join(10)
+                thread.join(DEADLINE)
                 assert not thread.is_alive()
 
 
@@ -434,7 +394,7 @@ def test_lingering_server_exits_after_its_last_registration() -> None:
     sock, _ = epmd.register_node("brief", 5016, epmd_port=m.port)
     assert thread.is_alive()
     sock.close()
-    thread.join(20)
+    thread.join(DEADLINE)
     assert not thread.is_alive()
     with pytest.raises(ConnectionRefusedError):
         epmd.names("127.0.0.1", epmd_port=m.port)
@@ -479,7 +439,7 @@ def test_client_errors() -> None:
             with pytest.raises(epmd.EpmdError) as info:
                 call(fake.getsockname()[1])
             assert info.value.errno is None
-            t.join(10)
+            t.join(DEADLINE)
 
 
 # == Starting a port mapper ==========================================================
@@ -492,7 +452,7 @@ def test_command_line_help() -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=2 * DEADLINE,
     )
     assert out.returncode == 0
     for option in ("--port", "--linger", "--daemon", "-names", "-kill", "-relaxed_command_check"):
@@ -511,7 +471,7 @@ def test_command_line_server_exits_after_linger() -> None:
         sock, _ = epmd.register_node("cli", 5017, epmd_port=port)
         assert proc.poll() is None
         sock.close()
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=DEADLINE) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -550,7 +510,7 @@ def test_started_port_mapper_is_detached_and_lingers_out(monkeypatch: pytest.Mon
         assert creation > 0
         assert epmd.port_please("first", "127.0.0.1", epmd_port=port) == (5019, 6)
         assert not any("repg2.epmd" in cmd for _pid, cmd in live_children())
-    wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + 20)
+    wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + DEADLINE)
 
 
 def test_two_nodes_starting_at_once_share_one_port_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -568,14 +528,14 @@ def test_two_nodes_starting_at_once_share_one_port_mapper(monkeypatch: pytest.Mo
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(2 * DEADLINE)
     try:
         assert sorted(got) == ["left", "right"]
         assert epmd.names("127.0.0.1", epmd_port=port) == {"left": 5020, "right": 5020}
     finally:
         for s in got.values():
             s.close()
-    wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + 20)
+    wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + DEADLINE)
 
 
 def test_ensure_registered_starts_the_real_epmd_where_installed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -642,18 +602,14 @@ def conversation(port: int) -> list[tuple[str, object]]:
     out.append(("version 5 node", (reply[:2], 1 <= struct.unpack(">H", reply[2:])[0] <= 3)))
     old.close()
     first.sendall(b"!")  # a byte on a registration ends it
-    deadline = time.monotonic() + 20
-    while exchange(port, b"\x00\x04zpya") != b"w\x01" and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling with a deadline
+    wait_until(lambda: exchange(port, b"\x00\x04zpya") == b"w\x01", "pya's registration to end")
     again, reply = register_raw(port, alive2(b"pya", 5558))
     out.append(("re-register", (reply[:2], struct.unpack(">I", reply[2:])[0] - base)))
     dump = exchange(port, b"\x00\x01d")
     out.append(("dump", re.sub(rb"fd = \d+", b"fd = N", dump[4:])))
     again.close()
     first.close()
-    deadline = time.monotonic() + 20
-    while exchange(port, b"\x00\x01n")[4:] and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling with a deadline
+    wait_until(lambda: not exchange(port, b"\x00\x01n")[4:], "every registration to end")
     return out
 
 
@@ -664,7 +620,7 @@ def test_same_answers_as_the_real_epmd(real_epmd: int) -> None:
         thread = serve(m)
         ours = conversation(m.port)
         m.close()
-        thread.join(10)
+        thread.join(DEADLINE)
     assert ours == theirs
     assert dict(theirs)["re-register"] == (b"v\x00", 1)
 
@@ -693,7 +649,7 @@ def test_port_please_finds_a_detached_erl_node(real_epmd: int) -> None:
         ["erl", "-name", f"{alive}@127.0.0.1", "-setcookie", COOKIE, "-noshell", "-detached"],
         env=erl_env(real_epmd),
         check=True,
-        timeout=60,
+        timeout=2 * DEADLINE,
     )
     try:
         wait_until(
@@ -701,7 +657,7 @@ def test_port_please_finds_a_detached_erl_node(real_epmd: int) -> None:
         )
         found = epmd.port_please(alive, "127.0.0.1", epmd_port=real_epmd)
         assert found is not None and found[1] == 6 and found[0] > 0
-        with socket.create_connection(("127.0.0.1", found[0]), timeout=10):
+        with socket.create_connection(("127.0.0.1", found[0]), timeout=DEADLINE):
             pass  # the node listens where epmd says
     finally:
         erl_eval(real_epmd, f"rpc:call('{alive}@127.0.0.1', init, stop, [])")
@@ -729,7 +685,7 @@ def test_real_epmd_command_line_against_our_server() -> None:
         wait_until(lambda: not epmd.names("127.0.0.1", epmd_port=m.port), "pyours to unregister")
         killed = run_epmd(m.port, "-kill")
         assert (killed.returncode, killed.stdout) == (0, "Killed\n")
-        thread.join(10)
+        thread.join(DEADLINE)
         assert not thread.is_alive()
 
 
@@ -743,7 +699,7 @@ def test_real_epmd_stop_against_our_relaxed_server() -> None:
             assert run_epmd(m.port, "-stop", "stopme").stdout == "STOPPED\n"
             assert sock.recv(1) == b""
         m.close()
-        thread.join(10)
+        thread.join(DEADLINE)
 
 
 def test_erl_node_registers_with_our_server() -> None:
@@ -775,14 +731,14 @@ def test_erl_node_registers_with_our_server() -> None:
             found = epmd.port_please(alive, "127.0.0.1", epmd_port=m.port)
             assert found is not None and found[1] == 6
             assert epmd.names("127.0.0.1", epmd_port=m.port)[alive] == found[0]
-            with socket.create_connection(("127.0.0.1", found[0]), timeout=10):
+            with socket.create_connection(("127.0.0.1", found[0]), timeout=DEADLINE):
                 pass  # the node listens where it registered
         finally:
             proc.terminate()  # OTP 25 stops on SIGTERM
-            proc.wait(30)
+            proc.wait(DEADLINE)
             if proc.stdout is not None:
                 proc.stdout.close()
         wait_until(lambda: alive not in epmd.names("127.0.0.1", epmd_port=m.port), f"{alive} to unregister")
         sock.close()
         m.close()
-        thread.join(10)
+        thread.join(DEADLINE)

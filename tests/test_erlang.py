@@ -12,77 +12,32 @@ import logging
 import pickle
 import queue
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import (
+    DEADLINE,
+    await_exit,
+    down_reason,
+    is_down,
+    recv,
+    thread_gone,
+    wait_until,
+)
 
 from repg2 import erlang
 from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid, Ref
+from repg2.testing import nodefuns
 
-pytestmark = pytest.mark.timeout(30)
-
-WAIT = 10.0  # seconds: how long a test waits for something that must happen
-
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("isolated_runtime")]
 
 # == Helpers ====================================================================
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
-def is_down(ref: Ref) -> Callable[[Any], bool]:
-    """Match the ``'DOWN'`` message of monitor ``ref``."""
-    return lambda m: isinstance(m, tuple) and len(m) == 5 and m[:2] == ("DOWN", ref)
-
-
-def down_reason(ref: Ref) -> Any:
-    """Wait for the ``'DOWN'`` of ``ref`` and return its reason."""
-    msg = erlang.receive(is_down(ref), timeout=WAIT)
-    assert msg is not TIMEOUT, f"no 'DOWN' for {ref!r}"
-    return msg[4]
-
-
-def recv(match: Callable[[Any], bool] | None = None) -> Any:
-    """Receive a message that must come (fail rather than hang if it does not)."""
-    msg = erlang.receive(match, timeout=WAIT)
-    assert msg is not TIMEOUT, "expected message did not arrive"
-    return msg
-
-
-def thread_gone(pid: Pid) -> None:
-    """Wait until the thread of process ``pid`` has finished, so every signal it sent has landed."""
-    name = f"erlang{pid!r}"
-    wait_until(lambda: all(t.name != name for t in threading.enumerate()), f"thread of {pid!r} to end")
-
-
-def await_exit(pid: Pid, ref: Ref) -> Any:
-    """Wait until monitored ``pid`` has completely ended; return its exit reason."""
-    reason = down_reason(ref)
-    thread_gone(pid)
-    return reason
 
 
 def wait_for_stop() -> None:
     """A process body: wait for ``'stop'``, then end normally."""
     erlang.receive(lambda m: m == "stop")
-
-
-def echo() -> None:
-    """A process body: answer ``(from, x)`` with ``x`` until told ``'stop'``."""
-    while True:
-        msg = erlang.receive()
-        if msg == "stop":
-            return
-        sender, payload = msg
-        erlang.send(sender, payload)
 
 
 def trapper(report_to: Pid) -> None:
@@ -103,44 +58,17 @@ def start_trapper() -> tuple[Pid, Ref]:
     return pid, ref
 
 
-def recover_test_process() -> Pid:
-    """If the test's own process was killed, take the pending ExitError now; return a live pid."""
-    try:
-        erlang.sleep(0)
-    except ExitError:
-        pass
-    return erlang.self()
+def linked_to(watcher: Pid, end: Callable[[], None]) -> Callable[[], None]:
+    """A process body: link to ``watcher``, tell the test process ``'linked'``, then on ``'go'`` run ``end``."""
+    me = erlang.self()
 
+    def body() -> None:
+        erlang.link(watcher)
+        erlang.send(me, "linked")
+        erlang.receive(lambda m: m == "go")
+        end()
 
-@pytest.fixture(autouse=True)
-def isolated_runtime():
-    """Give each test an empty mailbox; afterwards kill its processes and free its names."""
-    recover_test_process()
-    erlang.flush()
-    before = set(erlang.processes())
-    names = set(erlang.registered())
-    yield
-    me = recover_test_process()
-    erlang.process_flag("trap_exit", True)
-    # Plain threads that became processes never end by themselves: only
-    # spawned processes can be waited for.
-    spawned = [
-        p
-        for p in erlang.processes()
-        if p not in before and p != me and getattr(erlang._processes.get(p.id), "spawned", False)
-    ]
-    refs = [erlang.monitor("process", p) for p in spawned]
-    for pid in spawned:
-        erlang.exit(pid, "kill")
-    for ref in refs:
-        down_reason(ref)
-    for name in set(erlang.registered()) - names:
-        try:
-            erlang.unregister(name)
-        except ErlangError:
-            pass
-    erlang.flush()
-    erlang.process_flag("trap_exit", False)
+    return body
 
 
 # == Pids, refs and terms =========================================================
@@ -177,14 +105,16 @@ def test_foreign_pid_pickles_to_itself_and_stays_remote():
     back = pickle.loads(pickle.dumps(ghost))
     assert back == ghost and not back.is_local()
     assert (back.node, back.id, back.creation) == ("ghost@nowhere", 7, 3)
-    assert repr(back) == "<ghost@nowhere.7.3>"
+    assert repr(back) == "<ghost@nowhere.7.0>"  # node name, Number, Serial: the creation is not printed
+    assert repr(Pid("b@127.0.0.1", 1 << 32 | 88, 3)) == "<b@127.0.0.1.88.1>"
 
 
 def test_pids_and_refs_are_immutable_and_ordered():
-    """Pids and refs are immutable values ordered as Erlang orders them (by node, then number)."""
+    """Pids and refs are immutable values ordered as Erlang orders them (a pid by its number before its node)."""
     a, b = Pid(None, 1), Pid(None, 2)
     assert a < b and not b < a
     assert repr(a) == "<0.1.0>" and a.creation == erlang._identity.creation
+    assert repr(Pid(None, 2 << 32 | 5)) == "<0.5.2>"
     with pytest.raises(AttributeError):
         a.id = 5  # type: ignore[misc]
     ref = erlang.make_ref()
@@ -215,7 +145,7 @@ def test_timeout_marker_is_a_pickle_safe_singleton():
 
 def test_messages_between_two_processes_arrive_in_order():
     """Erlang guarantees the order of messages from one process to another."""
-    pid = erlang.spawn(echo)
+    pid = erlang.spawn(nodefuns.echo)
     me = erlang.self()
     for i in range(200):
         erlang.send(pid, (me, i))
@@ -245,7 +175,7 @@ def test_selective_receive_waits_past_non_matching_arrivals():
 
     pid = erlang.spawn(sender)
     erlang.send(pid, "go")
-    assert erlang.receive(lambda m: m == "wanted", timeout=WAIT) == "wanted"
+    assert erlang.receive(lambda m: m == "wanted", timeout=DEADLINE) == "wanted"
     assert erlang.flush() == ["noise-1", "noise-2"]
 
 
@@ -370,18 +300,14 @@ def test_a_raising_process_ends_with_the_exception_as_reason(caplog):
     """A process that raises ends with the exception as its reason, seen by monitors and links alike."""
     boom = ValueError("boom")
     watcher, watcher_ref = start_trapper()
-    me = erlang.self()
 
-    def linked_then_crash() -> None:
-        erlang.link(watcher)
-        erlang.send(me, "linked")
-        erlang.receive(lambda m: m == "crash")
+    def crash() -> None:
         raise boom
 
     with caplog.at_level(logging.ERROR, logger="repg2.erlang"):
-        pid, ref = erlang.spawn_monitor(linked_then_crash)
+        pid, ref = erlang.spawn_monitor(linked_to(watcher, crash))
         recv(lambda m: m == "linked")
-        erlang.send(pid, "crash")
+        erlang.send(pid, "go")
         assert down_reason(ref) is boom
         assert recv(lambda m: m[0] == "got") == ("got", ("EXIT", pid, boom))
     assert "boom" in caplog.text
@@ -581,7 +507,7 @@ def test_exit_kill_kills_even_a_trapping_process():
 
 def test_exit_normal_does_not_kill_a_non_trapping_process():
     """exit(Pid, normal) from another process is ignored by a process that does not trap exits."""
-    pid, ref = erlang.spawn_monitor(echo)
+    pid, ref = erlang.spawn_monitor(nodefuns.echo)
     erlang.exit(pid, "normal")
     erlang.send(pid, (erlang.self(), "still here"))
     assert recv() == "still here"
@@ -681,15 +607,7 @@ def test_a_killed_process_tells_its_links_killed():
 def test_a_link_carrying_kill_is_an_ordinary_trappable_signal():
     """A process that exits with reason kill sends its links an ordinary, trappable 'kill'."""
     watcher, wref = start_trapper()
-    me = erlang.self()
-
-    def die_with_kill() -> None:
-        erlang.link(watcher)
-        erlang.send(me, "linked")
-        erlang.receive(lambda m: m == "go")
-        erlang.exit("kill")
-
-    pid = erlang.spawn(die_with_kill)
+    pid = erlang.spawn(linked_to(watcher, lambda: erlang.exit("kill")))
     recv(lambda m: m == "linked")
     erlang.send(pid, "go")
     assert recv(lambda m: m[0] == "got") == ("got", ("EXIT", pid, "kill"))
@@ -772,14 +690,14 @@ def test_a_plain_thread_becomes_a_process_on_first_self():
         results.put(erlang.current_process_or_none())
         me = erlang.self()
         results.put(me)
-        results.put(erlang.receive(timeout=WAIT))
+        results.put(erlang.receive(timeout=DEADLINE))
 
     results = _in_thread(body)
-    assert results.get(timeout=WAIT) is None
-    pid = results.get(timeout=WAIT)
+    assert results.get(timeout=DEADLINE) is None
+    pid = results.get(timeout=DEADLINE)
     assert isinstance(pid, Pid) and pid != erlang.self() and erlang.is_process_alive(pid)
     erlang.send(pid, "to a thread")
-    assert results.get(timeout=WAIT) == "to a thread"
+    assert results.get(timeout=DEADLINE) == "to a thread"
 
 
 def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
@@ -788,7 +706,7 @@ def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
     def body(results: queue.SimpleQueue[Any]) -> None:
         results.put(erlang.self())
         try:
-            erlang.receive(timeout=WAIT)
+            erlang.receive(timeout=DEADLINE)
             results.put("not killed")
         except ExitError as exc:
             results.put(exc.reason)
@@ -796,12 +714,12 @@ def test_a_killed_plain_thread_gets_exit_error_then_a_fresh_pid():
         results.put(erlang.self())
 
     results = _in_thread(body)
-    first = results.get(timeout=WAIT)
+    first = results.get(timeout=DEADLINE)
     ref = erlang.monitor("process", first)
     erlang.exit(first, "die")
-    assert results.get(timeout=WAIT) == "die"
-    assert results.get(timeout=WAIT) is None
-    second = results.get(timeout=WAIT)
+    assert results.get(timeout=DEADLINE) == "die"
+    assert results.get(timeout=DEADLINE) is None
+    second = results.get(timeout=DEADLINE)
     assert second != first
     assert down_reason(ref) == "die"
     assert not erlang.is_process_alive(first)
@@ -959,7 +877,7 @@ class RecordingDist:
 
 
 @pytest.fixture
-def dist():
+def recording_dist() -> Iterator[RecordingDist]:
     """Plug a recording distribution into the runtime for one test."""
     saved = erlang._dist
     fake = RecordingDist()
@@ -984,14 +902,14 @@ def test_local_pids_follow_the_node_name():
     assert stale != me and not stale.is_local()
 
 
-def test_nodes_and_disconnect_ask_the_distribution(dist):
+def test_nodes_and_disconnect_ask_the_distribution(recording_dist: RecordingDist):
     """erlang:nodes/0 and disconnect_node/1 are answered by the distribution once it runs."""
     assert erlang.nodes() == [REMOTE]
     assert erlang.disconnect_node(REMOTE) is True
-    assert dist.calls == [("disconnect", REMOTE)]
+    assert recording_dist.calls == [("disconnect", REMOTE)]
 
 
-def test_sends_to_another_node_go_through_the_distribution(dist):
+def test_sends_to_another_node_go_through_the_distribution(recording_dist: RecordingDist):
     """Pid ! Msg and {Name, Node} ! Msg for another node become SEND and REG_SEND control messages."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
@@ -999,34 +917,34 @@ def test_sends_to_another_node_go_through_the_distribution(dist):
     erlang.send(("server", REMOTE), "hello")
     stale = Pid(erlang.node(), 5, 99)  # an earlier incarnation of this node: dropped, never sent
     erlang.send(stale, "lost")
-    assert dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
+    assert recording_dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
 
 
-def test_link_unlink_and_exit_to_another_node(dist):
+def test_link_unlink_and_exit_to_another_node(recording_dist: RecordingDist):
     """link/1, unlink/1 and exit/2 on a remote pid become LINK, UNLINK and EXIT2 control messages."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
     erlang.link(far)
     erlang.unlink(far)
     erlang.exit(far, "bye")
-    assert dist.calls == [("link", me, far), ("unlink", me, far), ("exit", me, far, "bye", False)]
+    assert recording_dist.calls == [("link", me, far), ("unlink", me, far), ("exit", me, far, "bye", False)]
 
 
-def test_monitor_and_demonitor_of_a_remote_process(dist):
+def test_monitor_and_demonitor_of_a_remote_process(recording_dist: RecordingDist):
     """A remote monitor is a MONITOR_P; demonitor sends DEMONITOR_P; an unreachable node gives noconnection."""
     me = erlang.self()
     far = Pid(REMOTE, 5, 1)
     ref = erlang.monitor("process", far)
-    assert dist.calls == [("monitor", me, far, ref)]
+    assert recording_dist.calls == [("monitor", me, far, ref)]
     assert erlang.receive(timeout=0) is TIMEOUT
     assert erlang.demonitor(ref) is True
-    assert dist.calls[-1] == ("demonitor", me, far, ref)
-    dist.reachable = False
+    assert recording_dist.calls[-1] == ("demonitor", me, far, ref)
+    recording_dist.reachable = False
     ref2 = erlang.monitor("process", ("server", REMOTE))
     assert erlang.receive(timeout=0) == ("DOWN", ref2, "process", ("server", REMOTE), "noconnection")
 
 
-def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(dist):
+def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(recording_dist: RecordingDist):
     """When a process ends, its remote links get an EXIT and its remote monitors a DEMONITOR_P."""
     far = Pid(REMOTE, 5, 1)
     me = erlang.self()
@@ -1041,11 +959,11 @@ def test_a_local_exit_tells_remote_links_and_drops_remote_monitors(dist):
     ref = recv(lambda m: m[0] == "ref")[1]
     erlang.send(pid, "crash")
     await_exit(pid, pref)
-    assert ("exit", pid, far, "crashed", True) in dist.calls
-    assert ("demonitor", pid, far, ref) in dist.calls
+    assert ("exit", pid, far, "crashed", True) in recording_dist.calls
+    assert ("demonitor", pid, far, ref) in recording_dist.calls
 
 
-def test_incoming_messages_reach_local_processes(dist):
+def test_incoming_messages_reach_local_processes(recording_dist: RecordingDist):
     """SEND and REG_SEND from another node reach the local pid or name; an unknown name drops it."""
     me = erlang.self()
     erlang.register("test_erlang_me", me)
@@ -1055,19 +973,19 @@ def test_incoming_messages_reach_local_processes(dist):
     assert erlang.flush() == ["by pid", "by name"]
 
 
-def test_an_incoming_link_carries_the_local_exit_back(dist):
+def test_an_incoming_link_carries_the_local_exit_back(recording_dist: RecordingDist):
     """A LINK from another node makes a local exit send EXIT back; a dead target answers noproc."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
     erlang._dist_link(far, pid)
     erlang.send(pid, "stop")
     await_exit(pid, ref)
-    assert ("exit", pid, far, "normal", True) in dist.calls
+    assert ("exit", pid, far, "normal", True) in recording_dist.calls
     erlang._dist_link(far, pid)  # now dead
-    assert dist.calls[-1] == ("exit", pid, far, "noproc", True)
+    assert recording_dist.calls[-1] == ("exit", pid, far, "noproc", True)
 
 
-def test_an_incoming_unlink_removes_the_link(dist):
+def test_an_incoming_unlink_removes_the_link(recording_dist: RecordingDist):
     """An UNLINK from another node means the local exit sends nothing back."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
@@ -1075,10 +993,10 @@ def test_an_incoming_unlink_removes_the_link(dist):
     erlang._dist_unlink(far, pid)
     erlang.send(pid, "stop")
     await_exit(pid, ref)
-    assert [c for c in dist.calls if c[0] == "exit"] == []
+    assert [c for c in recording_dist.calls if c[0] == "exit"] == []
 
 
-def test_incoming_exit_signals_follow_the_local_rules(dist):
+def test_incoming_exit_signals_follow_the_local_rules(recording_dist: RecordingDist):
     """EXIT2 from another node obeys exit/2's rules; a linked EXIT needs the link to exist."""
     far = Pid(REMOTE, 5, 1)
     pid, ref = erlang.spawn_monitor(wait_for_stop)
@@ -1089,7 +1007,7 @@ def test_incoming_exit_signals_follow_the_local_rules(dist):
     assert down_reason(ref) == "killed"
 
 
-def test_an_incoming_monitor_fires_back_when_the_local_process_ends(dist):
+def test_an_incoming_monitor_fires_back_when_the_local_process_ends(recording_dist: RecordingDist):
     """A MONITOR_P from another node is answered by MONITOR_P_EXIT with the pid or {Name, Node}."""
     watcher = Pid(REMOTE, 9, 1)
     pid, pref = erlang.spawn_monitor(wait_for_stop)
@@ -1101,17 +1019,17 @@ def test_an_incoming_monitor_fires_back_when_the_local_process_ends(dist):
     erlang._dist_demonitor(pid, dropped)
     erlang.send(pid, "stop")
     await_exit(pid, pref)
-    fired = {c for c in dist.calls if c[0] == "monitor_exit"}
+    fired = {c for c in recording_dist.calls if c[0] == "monitor_exit"}
     assert fired == {
         ("monitor_exit", pid, watcher, by_pid, "normal"),
         ("monitor_exit", ("test_erlang_named", erlang.node()), watcher, by_name, "normal"),
     }
     late = erlang.make_ref()
     erlang._dist_monitor(watcher, pid, late)
-    assert dist.calls[-1] == ("monitor_exit", pid, watcher, late, "noproc")
+    assert recording_dist.calls[-1] == ("monitor_exit", pid, watcher, late, "noproc")
 
 
-def test_an_incoming_monitor_exit_becomes_a_down(dist):
+def test_an_incoming_monitor_exit_becomes_a_down(recording_dist: RecordingDist):
     """MONITOR_P_EXIT from another node delivers the 'DOWN' of a monitor the local process still holds."""
     far = Pid(REMOTE, 5, 1)
     ref = erlang.monitor("process", far)
@@ -1120,7 +1038,7 @@ def test_an_incoming_monitor_exit_becomes_a_down(dist):
     assert erlang.flush() == [("DOWN", ref, "process", far, "crashed")]
 
 
-def test_a_lost_node_fires_every_monitor_and_link_across_it(dist):
+def test_a_lost_node_fires_every_monitor_and_link_across_it(recording_dist: RecordingDist):
     """A lost connection gives noconnection to every monitor and link across it, and forgets its watchers."""
     far = Pid(REMOTE, 5, 1)
     erlang.process_flag("trap_exit", True)
@@ -1136,7 +1054,7 @@ def test_a_lost_node_fires_every_monitor_and_link_across_it(dist):
     assert ("EXIT", far, "noconnection") in got and len(got) == 3
     erlang.send(pid, "stop")
     await_exit(pid, pref)
-    assert [c for c in dist.calls if c[0] == "monitor_exit"] == []
+    assert [c for c in recording_dist.calls if c[0] == "monitor_exit"] == []
 
 
 def test_mailbox_signal_wakes_its_one_waiter() -> None:
@@ -1149,16 +1067,14 @@ def test_mailbox_signal_wakes_its_one_waiter() -> None:
 
     def waiter() -> None:
         with signal:
-            woke.append(signal.wait(5.0))
+            woke.append(signal.wait(DEADLINE))
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    deadline = time.monotonic() + 5
-    while not signal._waiting and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling with a deadline: the waiter must be asleep before the notify
+    wait_until(lambda: signal._waiting, "the waiter to sleep (it must, before the notify)")
     with signal:
         signal.notify_all()
-    thread.join(5)
+    thread.join(DEADLINE)
     assert woke == [True]
     with signal:  # the wake-up was consumed: the next wait sleeps again
         assert signal.wait(0.01) is False

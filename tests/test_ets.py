@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
+from support import DEADLINE, down_reason, recv, tagged
 
 from repg2 import erlang, ets
 
@@ -51,9 +52,7 @@ def in_process(fun: Callable[..., Any], *args: Any) -> tuple[str, Any]:
         erlang.send(parent, (tag, result))
 
     erlang.spawn(body)
-    msg = erlang.receive(lambda m: isinstance(m, tuple) and m[0] == tag, timeout=5)
-    assert msg is not erlang.TIMEOUT
-    return msg[1]  # type: ignore[no-any-return]
+    return recv(tagged(tag), "the process's result")[1]  # type: ignore[no-any-return]
 
 
 def in_thread(fun: Callable[..., Any], *args: Any) -> tuple[str, Any]:
@@ -68,7 +67,7 @@ def in_thread(fun: Callable[..., Any], *args: Any) -> tuple[str, Any]:
 
     thread = threading.Thread(target=body)
     thread.start()
-    thread.join(5)
+    thread.join(DEADLINE)
     return box[0]
 
 
@@ -428,12 +427,11 @@ def test_table_dies_with_its_owner() -> None:
         erlang.receive(lambda m: m == "stop")
 
     pid, ref = erlang.spawn_monitor(owner)
-    _, tid = erlang.receive(lambda m: isinstance(m, tuple) and m[0] == "made", timeout=5)
+    _, tid = recv(tagged("made"))
     assert ets.info("owned_named", "owner") == pid
     assert ets.info(tid, "size") == 0
     erlang.send(pid, "stop")
-    down = erlang.receive(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref), timeout=5)
-    assert down is not erlang.TIMEOUT
+    down_reason(ref)
     assert ets.info("owned_named") == "undefined"
     assert ets.info(tid, "size") == "undefined"
     assert ets.whereis("owned_named") == "undefined"

@@ -22,71 +22,29 @@ dead node that it adds is removed again by its monitor.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import WRITE_DEADLINE, members, recv, tagged, wait_until
 
 from repg2 import erlang, gen_server, pg2
 from repg2.erlang import Pid
-from repg2.testing import Cluster, member_loop, nodefuns, stop_pg2, wsane
+from repg2.testing import Cluster, member_loop, nodefuns, wsane
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.distributed]
 
-WRITE_TIMEOUT = 60.0  # seconds for one pg2 write: longer means a write is stuck
-_SPAWNED: list[Pid] = []  # member processes started by a test, ended by the fixture
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
 
 @pytest.fixture
-def fresh() -> Iterator[None]:
-    """A fresh pg2 on this node before and after the test, and no member process left behind here."""
-    stop_pg2()
-    yield
-    stop_pg2()
-    for pid in _SPAWNED:
-        if pid.is_local():
-            erlang.exit(pid, "kill")
-    _SPAWNED.clear()
+def member(pg2_cluster3: Cluster, fresh_pg2: list[Pid]) -> Callable[[str], Pid]:
+    """Return ``member(node)``: start a member process on ``node``, ended after the test."""
 
+    def start(node: str) -> Pid:
+        pid = pg2_cluster3.spawn(node, member_loop)
+        fresh_pg2.append(pid)
+        return pid
 
-def member(cluster: Cluster, node: str) -> Pid:
-    """Start a member process on ``node`` (remembered, so the fixture can end it on this node)."""
-    pid = cluster.spawn(node, member_loop)
-    _SPAWNED.append(pid)
-    return pid
-
-
-def start_pg2_everywhere(cluster: Cluster) -> None:
-    """Start pg2 on every node, so that every write reaches every node."""
-    for node in cluster.nodes:
-        cluster.rpc(node, nodefuns.start_pg2)
-
-
-def members(cluster: Cluster, node: str, group: Any) -> Any:
-    """``pg2:get_members(group)`` read on ``node``."""
-    return cluster.rpc(node, pg2.get_members, group)
-
-
-def recv(match: Callable[[Any], bool], timeout: float = 30.0) -> Any:
-    """Receive a matching message in the test process; fail after ``timeout`` seconds."""
-    msg = erlang.receive(match, timeout=timeout)
-    assert msg is not erlang.TIMEOUT, f"no matching message within {timeout} s; mailbox: {erlang.flush()!r}"
-    return msg
-
-
-def tagged(tag: Any) -> Callable[[Any], bool]:
-    """Match a tuple whose first element is ``tag``."""
-    return lambda m: isinstance(m, tuple) and len(m) >= 1 and m[0] == tag
+    return start
 
 
 def lock_holders(cluster: Cluster, node: str) -> list[Pid]:
@@ -94,26 +52,27 @@ def lock_holders(cluster: Cluster, node: str) -> list[Pid]:
     return [h.pid for row in cluster.rpc(node, nodefuns.global_lock_rows) for h in row.pid_refs]
 
 
-def survivors_still_write(cluster: Cluster, survivors: list[str], group: Any) -> list[Pid]:
+def survivors_still_write(
+    cluster: Cluster, member: Callable[[str], Pid], survivors: list[str], group: Any
+) -> list[Pid]:
     """Join a new member from each survivor (each write must complete); return the new members."""
     new = []
     for node in survivors:
-        pid = member(cluster, node)
-        assert cluster.rpc(node, pg2.join, group, pid, timeout=WRITE_TIMEOUT) == "ok"
+        pid = member(node)
+        assert cluster.rpc(node, pg2.join, group, pid, timeout=WRITE_DEADLINE) == "ok"
         new.append(pid)
     return new
 
 
 @pytest.mark.parametrize("holder", [nodefuns.hold_lock, nodefuns.hold_in_trans], ids=["set_lock", "trans"])
 def test_node_killed_holding_a_group_lock_does_not_block_the_survivors(
-    cluster: Callable[..., Cluster], fresh: None, holder: Callable[..., None]
+    pg2_cluster3: Cluster, member: Callable[[str], Pid], holder: Callable[..., None]
 ) -> None:
     """A node killed while it holds a group's lock (or is inside the write's trans): queued and later joins complete."""
-    c3 = cluster(3)
+    c3 = pg2_cluster3
     a, b, c = c3.nodes
-    start_pg2_everywhere(c3)
     me = erlang.self()
-    pa, pb, pc = (member(c3, n) for n in (a, b, c))
+    pa, pb, pc = (member(n) for n in (a, b, c))
     assert pg2.create("g") == "ok"
     for pid in (pa, pb, pc):
         assert pg2.join("g", pid) == "ok"
@@ -121,13 +80,13 @@ def test_node_killed_holding_a_group_lock_does_not_block_the_survivors(
     recv(lambda m: m in (("locked", stuck), ("in_trans", stuck)))
     assert lock_holders(c3, a) == [stuck] and lock_holders(c3, b) == [stuck]
     # Two writers now wait for the lock, one on each survivor; then the holder's node dies.
-    waiting = [member(c3, a), member(c3, b)]
+    waiting = [member(a), member(b)]
     for node, pid in zip((a, b), waiting, strict=True):
         c3.spawn(node, nodefuns.call_and_report, me, ("joined", pid), pg2.join, "g", pid)
     c3.kill(c)
     for pid in waiting:
         assert recv(tagged(("joined", pid)))[1] == "ok"
-    later = survivors_still_write(c3, [a, b], "g")
+    later = survivors_still_write(c3, member, [a, b], "g")
     want = sorted([pa, pb, *waiting, *later])
     wait_until(lambda: members(c3, a, "g") == want and members(c3, b, "g") == want, what="c's member to go")
     assert lock_holders(c3, a) == [] and lock_holders(c3, b) == []
@@ -140,17 +99,18 @@ def is_request(request: tuple[Any, ...]) -> Callable[[Any], bool]:
 
 
 @pytest.mark.parametrize("op", ["join", "leave", "delete"])
-def test_node_killed_in_the_middle_of_a_multi_call(cluster: Callable[..., Cluster], fresh: None, op: str) -> None:
+def test_node_killed_in_the_middle_of_a_multi_call(
+    pg2_cluster3: Cluster, member: Callable[[str], Pid], op: str
+) -> None:
     """A writer killed once a has applied its write and b has it queued: b applies it too, and the survivors go on."""
-    c3 = cluster(3)
+    c3 = pg2_cluster3
     a, b, c = c3.nodes
-    start_pg2_everywhere(c3)
     me = erlang.self()
-    pa, pc = member(c3, a), member(c3, c)
+    pa, pc = member(a), member(c)
     assert pg2.create("g") == "ok"
     assert pg2.join("g", pa) == "ok"
     assert pg2.join("g", pc) == "ok"
-    on_c = member(c3, c)  # the member c's join is about
+    on_c = member(c)  # the member c's join is about
     request = {"join": ("join", "g", on_c), "leave": ("leave", "g", pa), "delete": ("delete", "g")}[op]
     applied_on_a = {
         "join": lambda: members(c3, a, "g") == sorted([pa, pc, on_c]),
@@ -174,7 +134,7 @@ def test_node_killed_in_the_middle_of_a_multi_call(cluster: Callable[..., Cluste
         else:
             wait_until(lambda n=node: members(c3, n, "g") == want, what=f"{node} to drop c's members")
     assert pg2.create("g") == "ok"
-    later = survivors_still_write(c3, [a, b], "g")
+    later = survivors_still_write(c3, member, [a, b], "g")
     want_now = sorted([*(want or []), *later])
     wait_until(lambda: members(c3, a, "g") == want_now and members(c3, b, "g") == want_now, what="the later joins")
     assert lock_holders(c3, a) == [] and lock_holders(c3, b) == []

@@ -11,23 +11,19 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from support import down_reason, recv, wait_until
 
 from repg2 import erlang, ets, gen_server, global_, kernel, pg2
-from repg2.erlang import TIMEOUT, ErlangError, ErlangTypeError, Pid
-from repg2.testing import member_loop, sane, stop_pg2
+from repg2.erlang import ErlangError, ErlangTypeError, Pid
+from repg2.testing import member_loop, sane
 
 pytestmark = pytest.mark.timeout(60)
 
-WAIT = 10.0
-
 
 @pytest.fixture
-def fresh_pg2() -> Iterator[None]:
-    """Run the test on a pg2 started from an empty table; stop it afterwards."""
-    stop_pg2()
+def running_pg2(fresh_pg2: list[Pid]) -> None:
+    """``fresh_pg2``, and pg2 started on this node from an empty table."""
     pg2.start()
-    yield
-    stop_pg2()
 
 
 def member() -> Pid:
@@ -38,23 +34,21 @@ def member() -> Pid:
 # == pg2:handle_call/3 matches any Pid, as pg2.erl does ==================================
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 def test_a_join_of_a_non_pid_sent_to_the_server_crashes_it_and_blocks_nobody() -> None:
     """handle_call({join, Name, NotAPid}) crashes pg2 in do_monitor: the caller sees a bad node, pg2 restarts."""
     assert pg2.create("g") == "ok"
     old = erlang.whereis("pg2")
     replies, bad = gen_server.multi_call([erlang.node()], "pg2", ("join", "g", "not_a_pid"))
     assert (replies, bad) == ([], [erlang.node()])
-    deadline = erlang._now() + WAIT
-    while erlang.whereis("pg2") in ("undefined", old) and erlang._now() < deadline:
-        erlang.sleep(0.01)
+    wait_until(lambda: erlang.whereis("pg2") not in ("undefined", old), "kernel_safe_sup to restart pg2")
     new = erlang.whereis("pg2")
     assert isinstance(new, Pid) and new != old  # kernel_safe_sup restarted it, with an empty table
     assert pg2.which_groups() == []
     assert sane() == "ok"
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 def test_the_same_join_inside_pg2s_transaction_releases_the_group_lock() -> None:
     """The write path pg2:join/2 takes (trans + multi_call) with a non-pid returns, and the lock is free after."""
     assert pg2.create("g") == "ok"
@@ -64,7 +58,7 @@ def test_the_same_join_inside_pg2s_transaction_releases_the_group_lock() -> None
     assert global_.get_locks() == []
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 def test_a_leave_of_a_non_pid_sent_to_the_server_is_a_no_op() -> None:
     """handle_call({leave, Name, NotAPid}): leave_group finds no member row and replies ok."""
     pid = member()
@@ -76,7 +70,7 @@ def test_a_leave_of_a_non_pid_sent_to_the_server_is_a_no_op() -> None:
 # == pg2:join/2 and leave/2 guard with is_pid (D34) ========================================
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 @pytest.mark.parametrize("call", [pg2.join, pg2.leave])
 def test_join_and_leave_of_a_non_pid_fail_with_function_clause(call: Any) -> None:
     """A non-pid fails the is_pid(Pid) guard: function_clause, raised as a TypeError too (D34)."""
@@ -90,7 +84,7 @@ def test_join_and_leave_of_a_non_pid_fail_with_function_clause(call: Any) -> Non
 # == pg2:get_closest_pid/1 reads twice without a lock ======================================
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 def test_get_closest_pid_crashes_with_badarg_when_the_group_goes_between_its_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -101,8 +95,7 @@ def test_get_closest_pid_crashes_with_badarg_when_the_group_goes_between_its_rea
     def deleted_first(name: Any) -> Any:
         """A real delete, by another process, lands between get_closest_pid's two reads."""
         done = erlang.spawn(lambda: pg2.delete(name))
-        ref = erlang.monitor("process", done)
-        erlang.receive(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))
+        down_reason(erlang.monitor("process", done))
         return real_get_members(name)
 
     monkeypatch.setattr(pg2, "get_members", deleted_first)
@@ -114,7 +107,7 @@ def test_get_closest_pid_crashes_with_badarg_when_the_group_goes_between_its_rea
 # == Group names that ETS would read as patterns (D33) ====================================
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 @pytest.mark.parametrize("name", ["_", "$1", "$0", ("room", "_"), ("a", ("b", "$3"))])
 def test_names_that_match_patterns_would_read_as_wildcards_are_refused(name: Any) -> None:
     """'_' and '$N' are match wildcards/variables in pg2's ets:match patterns; such names are refused (D33)."""
@@ -136,7 +129,7 @@ def test_the_hazard_is_real_in_ets_itself() -> None:
     ets.delete(tab)
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 @pytest.mark.parametrize("name", ["_x", "$", "$a", "a_b", ("room", "$x")])
 def test_names_merely_containing_underscores_or_dollars_are_fine(name: Any) -> None:
     """Only the exact atoms '_' and '$<digits>' are special; other names work as any."""
@@ -220,11 +213,10 @@ def test_local_messages_are_passed_by_reference() -> None:
     """D3: a local message is the sent object itself, not a copy (a sender must not mutate it)."""
     payload = ["mutable"]
     erlang.send(erlang.self(), payload)
-    got = erlang.receive(timeout=WAIT)
-    assert got is not TIMEOUT and got is payload
+    assert recv() is payload
 
 
-@pytest.mark.usefixtures("fresh_pg2")
+@pytest.mark.usefixtures("running_pg2")
 def test_join_group_catches_only_ets_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """D6: pg2.erl's catch _:_ around update_counter; here a non-ETS exception is not swallowed."""
     pid = member()

@@ -11,93 +11,20 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import down_reason, recv, tagged
 
 from repg2 import erlang, gen_server
-from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid, Ref
+from repg2.erlang import ErlangError, ExitError, Pid
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("isolated_runtime")]
 
-WAIT = 10.0  # seconds: how long a test waits for something that must happen
 NAME = "test_gen_server_srv"
 
 
 # == Helpers ====================================================================
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
-def is_down(ref: Ref) -> Callable[[Any], bool]:
-    """Match the ``'DOWN'`` message of monitor ``ref``."""
-    return lambda m: isinstance(m, tuple) and len(m) == 5 and m[:2] == ("DOWN", ref)
-
-
-def down_reason(ref: Ref) -> Any:
-    """Wait for the ``'DOWN'`` of ``ref`` and return its reason."""
-    msg = erlang.receive(is_down(ref), timeout=WAIT)
-    assert msg is not TIMEOUT, f"no 'DOWN' for {ref!r}"
-    return msg[4]
-
-
-def recv(match: Callable[[Any], bool] | None = None) -> Any:
-    """Receive a message that must come (fail rather than hang if it does not)."""
-    msg = erlang.receive(match, timeout=WAIT)
-    assert msg is not TIMEOUT, "expected message did not arrive"
-    return msg
-
-
-def tagged(tag: str) -> Callable[[Any], bool]:
-    """Match a tuple message whose first element is ``tag``."""
-    return lambda m: isinstance(m, tuple) and len(m) > 0 and m[0] == tag
-
-
-def recover_test_process() -> Pid:
-    """If the test's own process was killed, take the pending ExitError now; return a live pid."""
-    try:
-        erlang.sleep(0)
-    except ExitError:
-        pass
-    return erlang.self()
-
-
-@pytest.fixture(autouse=True)
-def isolated_runtime():
-    """Give each test an empty mailbox; afterwards kill its processes and free its names."""
-    recover_test_process()
-    erlang.flush()
-    before = set(erlang.processes())
-    names = set(erlang.registered())
-    yield
-    me = recover_test_process()
-    erlang.process_flag("trap_exit", True)
-    spawned = [
-        p
-        for p in erlang.processes()
-        if p not in before and p != me and getattr(erlang._processes.get(p.id), "spawned", False)
-    ]
-    refs = [erlang.monitor("process", p) for p in spawned]
-    for pid in spawned:
-        erlang.exit(pid, "kill")
-    for ref in refs:
-        down_reason(ref)
-    for name in set(erlang.registered()) - names:
-        try:
-            erlang.unregister(name)
-        except ErlangError:
-            pass
-    erlang.flush()
-    erlang.process_flag("trap_exit", False)
 
 
 class Server:

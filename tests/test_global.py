@@ -16,17 +16,17 @@ hook or a scaled-down sleep, so no test waits whole seconds.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import DEADLINE, barrier, down_reason, is_down, recv, tagged, wait_until
 
 from repg2 import erlang, ets, gen_server, global_
 from repg2.erlang import Pid
 from repg2.global_ import Lock, LockHolder
-from repg2.testing import locks as nodefuns
-from repg2.testing.locks import holder, start_global, stop_global
+from repg2.testing import Cluster, locks
+from repg2.testing.locks import holder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,32 +34,6 @@ SERVER = global_.SERVER
 
 
 # == Helpers =====================================================================
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.002)
-
-
-def barrier() -> None:
-    """Wait until this node's global_name_server has handled every message sent to it so far."""
-    gen_server.get_state(SERVER)
-
-
-def take(pattern: Callable[[Any], bool], timeout: float = 10.0) -> Any:
-    """Receive the first message matching ``pattern``, failing after ``timeout`` seconds."""
-    msg = erlang.receive(pattern, timeout=timeout)
-    assert msg is not erlang.TIMEOUT, "expected message did not arrive"
-    return msg
-
-
-def tagged(tag: str, pid: Pid | None = None) -> Callable[[Any], bool]:
-    """Match ``(tag, pid, ...)`` messages (any pid when ``pid`` is None)."""
-    return lambda m: isinstance(m, tuple) and len(m) >= 2 and m[0] == tag and (pid is None or m[1] == pid)
 
 
 def rows() -> list[Lock]:
@@ -75,16 +49,16 @@ def pid_ids() -> list[tuple[Any, Any]]:
 @pytest.fixture
 def fresh_global() -> Iterator[list[Pid]]:
     """Give a test a fresh global_name_server and kill the processes it spawned."""
-    stop_global()
-    start_global()
+    locks.stop_global()
+    locks.start_global()
     old_sleep = global_.set_random_sleep(None)
     spawned: list[Pid] = []
     yield spawned
     for pid in spawned:
         erlang.exit(pid, "kill")
     global_.set_random_sleep(old_sleep)
-    stop_global()
-    start_global()  # leave the node as the kernel booted it
+    locks.stop_global()
+    locks.start_global()  # leave the node as the kernel booted it
 
 
 @pytest.fixture
@@ -144,18 +118,18 @@ def test_same_requester_two_pids_share_and_each_releases(spawn: Callable[..., Pi
     """Two processes with the same requester id both hold the lock; the row goes with the last release."""
     me = erlang.self()
     a = spawn(holder, me, ("res", "shared"), None)
-    assert take(tagged("locked", a))[2] is True
+    assert recv(tagged("locked", a))[2] is True
     b = spawn(holder, me, ("res", "shared"), None)
-    assert take(tagged("locked", b))[2] is True
+    assert recv(tagged("locked", b))[2] is True
     [row] = rows()
     assert [h.pid for h in row.pid_refs] == [b, a]  # newest first, as global prepends
     erlang.send(a, "release")
-    take(tagged("released", a))
+    recv(tagged("released", a))
     [row] = rows()
     assert [h.pid for h in row.pid_refs] == [b]
     assert (a, "res") not in pid_ids()
     erlang.send(b, "release")
-    take(tagged("released", b))
+    recv(tagged("released", b))
     assert rows() == [] and pid_ids() == []
 
 
@@ -163,7 +137,7 @@ def test_other_requester_is_refused(spawn: Callable[..., Pid]) -> None:
     """A held resource refuses another requester id: set_lock with retries=0 is False, trans is 'aborted'."""
     me = erlang.self()
     a = spawn(holder, me, ("res", "a"), None)
-    assert take(tagged("locked", a))[2] is True
+    assert recv(tagged("locked", a))[2] is True
     assert global_.set_lock(("res", "b"), retries=0) is False
     ran: list[bool] = []
     assert global_.trans(("res", "b"), lambda: ran.append(True), retries=0) == "aborted"
@@ -171,7 +145,7 @@ def test_other_requester_is_refused(spawn: Callable[..., Pid]) -> None:
     [row] = rows()
     assert row.lock_requester_id == "a" and [h.pid for h in row.pid_refs] == [a]
     erlang.send(a, "release")
-    take(tagged("released", a))
+    recv(tagged("released", a))
     assert global_.trans(("res", "b"), lambda: "done", retries=0) == "done"
 
 
@@ -180,14 +154,14 @@ def test_holder_death_releases_the_lock(spawn: Callable[..., Pid]) -> None:
     global_.set_random_sleep(lambda s: erlang.sleep(s / 100))
     me = erlang.self()
     a = spawn(holder, me, ("res", "a"), None)
-    assert take(tagged("locked", a))[2] is True
+    assert recv(tagged("locked", a))[2] is True
     b = spawn(holder, me, ("res", "b"), None)  # waits: infinite retries
     erlang.exit(a, "kill")
-    assert take(tagged("locked", b))[2] is True
+    assert recv(tagged("locked", b))[2] is True
     [row] = rows()
     assert row.lock_requester_id == "b" and [h.pid for h in row.pid_refs] == [b]
     erlang.exit(b, "kill")
-    wait_until(lambda: rows() == [] and pid_ids() == [])
+    wait_until(lambda: rows() == [] and pid_ids() == [], "the lock table to empty")
 
 
 def test_shared_lock_survives_one_holder_death(spawn: Callable[..., Pid]) -> None:
@@ -195,10 +169,10 @@ def test_shared_lock_survives_one_holder_death(spawn: Callable[..., Pid]) -> Non
     me = erlang.self()
     a = spawn(holder, me, ("res", "shared"), None)
     b = spawn(holder, me, ("res", "shared"), None)
-    take(tagged("locked", a))
-    take(tagged("locked", b))
+    recv(tagged("locked", a))
+    recv(tagged("locked", b))
     erlang.exit(a, "kill")
-    wait_until(lambda: [h.pid for r in rows() for h in r.pid_refs] == [b])
+    wait_until(lambda: [h.pid for r in rows() for h in r.pid_refs] == [b], "b to be the only holder")
     assert all(entry[0] != a for entry in pid_ids())
 
 
@@ -206,12 +180,12 @@ def test_del_lock_by_a_non_holder_is_a_no_op(spawn: Callable[..., Pid]) -> None:
     """del_lock from a process that does not hold the lock, or with another requester id, changes nothing."""
     me = erlang.self()
     a = spawn(holder, me, ("res", "a"), None)
-    take(tagged("locked", a))
+    recv(tagged("locked", a))
     before = (rows(), pid_ids())
     assert global_.del_lock(("res", "a")) is True  # same requester id, but not a holder
     assert global_.del_lock(("res", "zzz")) is True  # another requester id
     assert global_.del_lock(("nothing", "a")) is True  # no such resource
-    barrier()
+    barrier(SERVER)
     assert (rows(), pid_ids()) == before
 
 
@@ -261,7 +235,7 @@ def test_retries_n_makes_n_plus_one_attempts(spawn: Callable[..., Pid], monkeypa
     """retries=N means N+1 attempts and N random sleeps, each no longer than Tmax of its round."""
     me = erlang.self()
     a = spawn(holder, me, ("res", "a"), None)
-    take(tagged("locked", a))
+    recv(tagged("locked", a))
     attempts: list[int] = []
     real = global_.set_lock_on_nodes
 
@@ -365,7 +339,7 @@ def test_local_check_refuses_without_asking_the_servers(
     """With several nodes, a lock visibly held here by another requester fails before any multi_call."""
     me = erlang.self()
     a = spawn(holder, me, ("res", "a"), None)
-    take(tagged("locked", a))
+    recv(tagged("locked", a))
     calls: list[Any] = []
     monkeypatch.setattr(global_.gen_server, "multi_call", lambda *args: calls.append(args))
     assert global_.set_lock(("res", "b"), [erlang.node(), "ghost@nowhere"], 0) is False
@@ -387,7 +361,7 @@ def test_nodes_that_do_not_answer_are_ignored() -> None:
 @pytest.mark.usefixtures("fresh_global")
 def test_a_node_without_the_server_is_ignored() -> None:
     """With this node's server gone, a lock on this node alone is "got" vacuously (its node is a bad node)."""
-    stop_global()
+    locks.stop_global()
     assert erlang.whereis(SERVER) == "undefined"
     assert global_.set_lock(("res", "req"), [erlang.node()], 0) is True
 
@@ -420,7 +394,7 @@ def test_unexpected_messages_are_logged_and_get_no_reply(caplog: pytest.LogCaptu
             gen_server.call(SERVER, ("set_lock", "not a pair"), 0.2)
         gen_server.cast(SERVER, "what")
         erlang.send(SERVER, "what")
-        barrier()
+        barrier(SERVER)
     texts = [r.getMessage() for r in caplog.records if "unexpected message" in r.getMessage()]
     assert any("handle_call('what'" in t for t in texts)
     assert any("handle_call(('set_lock', 'not a pair')" in t for t in texts)
@@ -436,7 +410,7 @@ def test_exits_and_unknown_downs_are_ignored(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING, logger="repg2.global_"):
         erlang.send(SERVER, ("EXIT", erlang.self(), "whatever"))
         erlang.send(SERVER, ("DOWN", erlang.make_ref(), "process", erlang.self(), "normal"))
-        barrier()
+        barrier(SERVER)
     assert rows() == before
     assert not [r for r in caplog.records if "unexpected" in r.getMessage()]
 
@@ -447,22 +421,22 @@ def test_stop_is_answered_and_the_supervisor_restarts_an_empty_server() -> None:
     old = erlang.whereis(SERVER)
     assert global_.set_lock(("res", "req"))
     assert global_.stop() == "stopped"
-    wait_until(lambda: erlang.whereis(SERVER) not in ("undefined", old))
-    wait_until(lambda: ets.whereis(global_.LOCKS) != "undefined")
+    wait_until(lambda: erlang.whereis(SERVER) not in ("undefined", old), "the server to be restarted")
+    wait_until(lambda: ets.whereis(global_.LOCKS) != "undefined", "the new server's lock table")
     assert rows() == []
 
 
 def test_start_without_supervisor_and_duplicate_start() -> None:
     """start/0 runs a server outside any supervisor; a second start reports already_started."""
-    stop_global()
+    locks.stop_global()
     result = global_.start()
     try:
         assert result[0] == "ok"
         assert global_.start() == ("error", ("already_started", result[1]))
     finally:
         assert global_.stop() == "stopped"
-    wait_until(lambda: erlang.whereis(SERVER) == "undefined")
-    start_global()
+    wait_until(lambda: erlang.whereis(SERVER) == "undefined", "the server to stop")
+    locks.start_global()
 
 
 @pytest.mark.usefixtures("fresh_global")
@@ -472,7 +446,7 @@ def test_do_monitor_uses_a_helper_for_an_unconnected_node() -> None:
     rpid, ref = global_.do_monitor(remote)
     assert rpid != remote
     # No connection to ghost@nowhere: the helper's own monitor fires, it exits, and we see its 'DOWN'.
-    down = take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))
+    down = recv(is_down(ref), "the helper's 'DOWN'")
     assert down[3] == rpid
     me = erlang.self()
     assert global_.do_monitor(me)[0] == me
@@ -484,135 +458,139 @@ def test_kill_monitor_proc_kills_the_helper() -> None:
     """Releasing a lock held through a helper kills the helper (kill_monitor_proc/2)."""
     helper, ref = erlang.spawn_monitor(lambda: erlang.receive(lambda m: False))
     assert global_.kill_monitor_proc(helper, erlang.self()) is True
-    assert take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))[4] == "killed"
+    assert down_reason(ref) == "killed"
 
 
 # == A cluster of real nodes =========================================================
 # Nodes a (this process), b and c. Every node runs global_name_server
-# (started by nodefuns.setup_node, which also makes the back-off fast).
+# (started by locks.setup_node, which also makes the back-off fast).
 
 
 @pytest.fixture
-def cluster3(fresh_global: list[Pid]) -> Iterator[Any]:
+def global_cluster3(fresh_global: list[Pid]) -> Iterator[Cluster]:
     """Three nodes a (this one), b and c, each with a global_name_server and a fast back-off."""
-    from repg2.testing import Cluster
-
-    with Cluster(3) as cluster:
-        for node in cluster.nodes:
-            assert cluster.rpc(node, nodefuns.setup_node) == node
-        yield cluster
+    with Cluster(3) as c:
+        for node in c.nodes:
+            assert c.rpc(node, locks.setup_node) == node
+        yield c
 
 
-def holders_on(cluster: Any, node: str) -> list[tuple[Any, Any, list[Pid]]]:
+def lock_on(cluster: Cluster, node: str, lock_id: Any, nodes: list[str] | None = None) -> Pid:
+    """Start a :func:`holder` on ``node`` that takes ``lock_id`` (on ``nodes``); return it once it holds the lock."""
+    pid = cluster.spawn(node, holder, erlang.self(), lock_id, nodes)
+    assert recv(tagged("locked", pid), f"{pid!r} to take {lock_id!r}")[2] is True
+    return pid
+
+
+def holders_on(cluster: Cluster, node: str) -> list[tuple[Any, Any, list[Pid]]]:
     """The locks of ``node`` as ``(resource, requester, [holder pids])``."""
-    return cluster.rpc(node, nodefuns.holders)  # type: ignore[no-any-return]
+    return cluster.rpc(node, locks.holders)  # type: ignore[no-any-return]
+
+
+ROUNDS = 20  # increments per counter worker
+
+
+def race(cluster: Cluster, locked: bool) -> tuple[list[Any], dict[str, int]]:
+    """Run two counter workers per node, each increment inside trans or (``locked=False``) bare.
+
+    Returns the workers' ``('done', pid, results)`` reports and the
+    counter's stats; the counter runs on a (this node) and is stopped after.
+    """
+    a = cluster.nodes[0]
+    me = erlang.self()
+    task = (locks.worker, me, a, ("counter", "shared"), ROUNDS) if locked else (locks.worker_unlocked, me, a, ROUNDS)
+    counter = locks.start_counter()
+    try:
+        workers = [cluster.spawn(node, *task) for node in cluster.nodes for _ in range(2)]
+        done = [recv(tagged("done", w), f"worker {w!r} to finish", 3 * DEADLINE) for w in workers]
+        return done, gen_server.call(counter, "stats")
+    finally:
+        gen_server.stop(counter)
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_mutual_exclusion_under_contention(cluster3: Any) -> None:
+def test_mutual_exclusion_under_contention(global_cluster3: Cluster) -> None:
     """Two workers per node increment one counter inside trans: no update is lost, never two inside at once."""
-    a, b, c = cluster3.nodes
-    counter = nodefuns.start_counter()
-    rounds, me = 20, erlang.self()
-    try:
-        workers = [
-            cluster3.spawn(node, nodefuns.worker, me, a, ("counter", "shared"), rounds)
-            for node in (a, b, c)
-            for _ in range(2)
-        ]
-        for w in workers:
-            done = take(tagged("done", w), timeout=90)
-            assert done[2] == [None] * rounds  # trans returned the fun's value every time, never 'aborted'
-        stats = gen_server.call(counter, "stats")
-        assert stats["value"] == len(workers) * rounds
-        assert stats["most"] == 1 and stats["inside"] == 0
-        for node in cluster3.nodes:
-            assert holders_on(cluster3, node) == []
-    finally:
-        gen_server.stop(counter)
+    done, stats = race(global_cluster3, locked=True)
+    for report in done:
+        assert report[2] == [None] * ROUNDS  # trans returned the fun's value every time, never 'aborted'
+    assert stats["value"] == len(done) * ROUNDS
+    assert stats["most"] == 1 and stats["inside"] == 0
+    for node in global_cluster3.nodes:
+        assert holders_on(global_cluster3, node) == []
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_without_the_lock_the_race_is_real(cluster3: Any) -> None:
+def test_without_the_lock_the_race_is_real(global_cluster3: Cluster) -> None:
     """The control case: the same workers without trans do overlap, so the test above can catch a broken lock."""
-    a, b, c = cluster3.nodes
-    counter = nodefuns.start_counter()
-    me = erlang.self()
-    try:
-        workers = [cluster3.spawn(node, nodefuns.worker_unlocked, me, a, 20) for node in (a, b, c) for _ in range(2)]
-        for w in workers:
-            take(tagged("done", w), timeout=60)
-        assert gen_server.call(counter, "stats")["most"] > 1
-    finally:
-        gen_server.stop(counter)
+    _done, stats = race(global_cluster3, locked=False)
+    assert stats["most"] > 1
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_killed_holder_releases_the_lock_and_a_waiter_proceeds(cluster3: Any) -> None:
+def test_killed_holder_releases_the_lock_and_a_waiter_proceeds(global_cluster3: Cluster) -> None:
     """A holder on b is killed: every node drops its lock, and a waiter on c takes it."""
-    a, b, c = cluster3.nodes
-    me = erlang.self()
-    h = cluster3.spawn(b, holder, me, ("res", "h"), None)
-    assert take(tagged("locked", h))[2] is True
-    for node in cluster3.nodes:
-        assert holders_on(cluster3, node) == [("res", "h", [h])]
-    w = cluster3.spawn(c, holder, me, ("res", "w"), None)
+    a, b, c = global_cluster3.nodes
+    h = lock_on(global_cluster3, b, ("res", "h"))
+    for node in global_cluster3.nodes:
+        assert holders_on(global_cluster3, node) == [("res", "h", [h])]
+    w = global_cluster3.spawn(c, holder, erlang.self(), ("res", "w"), None)
     assert erlang.receive(tagged("locked", w), timeout=0.2) is erlang.TIMEOUT  # refused while h holds it
     erlang.exit(h, "kill")
-    assert take(tagged("locked", w), timeout=30)[2] is True
-    for node in cluster3.nodes:
-        assert holders_on(cluster3, node) == [("res", "w", [w])]
+    assert recv(tagged("locked", w))[2] is True
+    for node in global_cluster3.nodes:
+        assert holders_on(global_cluster3, node) == [("res", "w", [w])]
     erlang.send(w, "release")
-    take(tagged("released", w))
-    for node in cluster3.nodes:
-        assert holders_on(cluster3, node) == []
+    recv(tagged("released", w))
+    for node in global_cluster3.nodes:
+        assert holders_on(global_cluster3, node) == []
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_killed_holder_node_releases_the_lock_on_the_survivors(cluster3: Any) -> None:
+def test_killed_holder_node_releases_the_lock_on_the_survivors(global_cluster3: Cluster) -> None:
     """The holder's node is killed: the survivors' monitors fire 'noconnection' and the lock is gone."""
-    a, b, c = cluster3.nodes
+    a, b, c = global_cluster3.nodes
     me = erlang.self()
-    h = cluster3.spawn(c, holder, me, ("res", "h"), None)
-    assert take(tagged("locked", h))[2] is True
-    assert holders_on(cluster3, a) == holders_on(cluster3, b) == [("res", "h", [h])]
-    cluster3.kill(c)
-    wait_until(lambda: holders_on(cluster3, a) == [] and holders_on(cluster3, b) == [], timeout=30)
+    h = lock_on(global_cluster3, c, ("res", "h"))
+    assert holders_on(global_cluster3, a) == holders_on(global_cluster3, b) == [("res", "h", [h])]
+    global_cluster3.kill(c)
+    wait_until(
+        lambda: holders_on(global_cluster3, a) == [] and holders_on(global_cluster3, b) == [],
+        "the survivors to drop c's lock",
+    )
     assert global_.set_lock(("res", "a"), [a, b], 0) is True
-    assert holders_on(cluster3, b) == [("res", "a", [me])]
+    assert holders_on(global_cluster3, b) == [("res", "a", [me])]
     global_.del_lock(("res", "a"), [a, b])
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_retries_zero_under_contention_fails_and_leaves_nothing(cluster3: Any) -> None:
+def test_retries_zero_under_contention_fails_and_leaves_nothing(global_cluster3: Cluster) -> None:
     """One refusing node fails a single attempt; the nodes that granted are released again (check_replies)."""
-    a, b, c = cluster3.nodes
-    me = erlang.self()
-    h = cluster3.spawn(c, holder, me, ("res", "h"), [c])  # the lock is held on c only
-    assert take(tagged("locked", h))[2] is True
+    a, b, c = global_cluster3.nodes
+    h = lock_on(global_cluster3, c, ("res", "h"), [c])  # the lock is held on c only
     assert global_.set_lock(("res", "a"), [a, b, c], 0) is False  # a and b grant, c refuses
-    assert holders_on(cluster3, a) == holders_on(cluster3, b) == []
-    assert holders_on(cluster3, c) == [("res", "h", [h])]
+    assert holders_on(global_cluster3, a) == holders_on(global_cluster3, b) == []
+    assert holders_on(global_cluster3, c) == [("res", "h", [h])]
     assert global_.trans(("res", "a"), lambda: "ran", [a, b, c], 0) == "aborted"
-    assert cluster3.rpc(b, nodefuns.try_lock, ("res", "b"), [a, b, c], 0) is False
-    assert holders_on(cluster3, a) == holders_on(cluster3, b) == []
+    assert global_cluster3.rpc(b, locks.try_lock, ("res", "b"), [a, b, c], 0) is False
+    assert holders_on(global_cluster3, a) == holders_on(global_cluster3, b) == []
     erlang.send(h, "release")
-    take(tagged("released", h))
+    recv(tagged("released", h))
     assert global_.trans(("res", "a"), lambda: "ran", [a, b, c], 0) == "ran"
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_multi_call_lists_a_dead_node_and_a_serverless_node_as_bad(cluster3: Any) -> None:
+def test_multi_call_lists_a_dead_node_and_a_serverless_node_as_bad(global_cluster3: Cluster) -> None:
     """multi_call: a node that is down and a node without the server are bad nodes; no stray message stays."""
-    a, b, c = cluster3.nodes
-    assert cluster3.rpc(b, nodefuns.stop_global) == "ok"
-    cluster3.kill(c)
+    a, b, c = global_cluster3.nodes
+    assert global_cluster3.rpc(b, locks.stop_global) == "ok"
+    global_cluster3.kill(c)
     erlang.flush()
     for timeout in ("infinity", 5):
         replies, bad = gen_server.multi_call([a, b, c], SERVER, ("set_lock", ("res", "mc")), timeout)
@@ -627,24 +605,27 @@ def test_multi_call_lists_a_dead_node_and_a_serverless_node_as_bad(cluster3: Any
     # abcast to nodes without the server, or without any such name, is silently lost.
     assert gen_server.abcast([a, b, c], "no_such_server", "hello") == "abcast"
     assert gen_server.abcast([b, c], SERVER, "hello") == "abcast"
-    barrier()
+    barrier(SERVER)
     assert erlang.flush() == []
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_both_sides_of_a_partition_hold_the_same_lock(cluster3: Any) -> None:
+def test_both_sides_of_a_partition_hold_the_same_lock(global_cluster3: Cluster) -> None:
     """Bad nodes are ignored, so during a partition each side can take the same resource (global is AP here)."""
-    a, b, c = cluster3.nodes
+    a, b, c = global_cluster3.nodes
     me = erlang.self()
-    cluster3.partition([a], [b, c])
-    wait_until(lambda: erlang.nodes() == [])
+    global_cluster3.partition([a], [b, c])
+    wait_until(lambda: erlang.nodes() == [], "a to be cut off")
     assert global_.set_lock(("res", "a"), [a, b, c], 0) is True  # b and c cannot answer: ignored
-    h = cluster3.spawn(b, holder, me, ("res", "b"), None)  # b's default nodes: [b, c]
-    wait_until(lambda: holders_on(cluster3, b) == holders_on(cluster3, c) == [("res", "b", [h])])
-    assert nodefuns.holders() == [("res", "a", [me])]
-    cluster3.heal()
+    h = global_cluster3.spawn(b, holder, me, ("res", "b"), None)  # b's default nodes: [b, c]
+    wait_until(
+        lambda: holders_on(global_cluster3, b) == holders_on(global_cluster3, c) == [("res", "b", [h])],
+        "b and c to hold b's lock",
+    )
+    assert locks.holders() == [("res", "a", [me])]
+    global_cluster3.heal()
     # Healing merges nothing: each side still holds its own lock on the resource.
     assert [(r.resource_id, r.lock_requester_id) for r in rows()] == [("res", "a")]
-    assert holders_on(cluster3, b) == [("res", "b", [h])]
+    assert holders_on(global_cluster3, b) == [("res", "b", [h])]
     global_.del_lock(("res", "a"), [a])

@@ -36,7 +36,6 @@ import pickle
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_dist import _Marker, closed_by_peer, handshake_to, port_of
+from support import (
+    PickleMarker,
+    closed_by_peer,
+    connect_to,
+    frame,
+    handshake_to,
+    is_down,
+    port_of,
+    recv,
+    start_pg2_everywhere,
+    wait_until,
+)
 
 from repg2 import dist, erlang, gen_server, pg2, rpc
 from repg2.dist import Op
@@ -58,26 +68,20 @@ TESTER = "tester@127.0.0.1"  # the name our hand-made peer gives itself
 INBOX = "hostile_inbox"  # this test process's registered name, reachable by REG_SEND
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture(scope="module")
-def nodes() -> Iterator[Cluster]:
-    """Nodes a (this process), b and c with pg2 running, and a group with a member on each."""
+def attacked() -> Iterator[Cluster]:
+    """The cluster every attack here aims at: a (this process), b and c with pg2, and a group with a member on each.
+
+    One cluster serves the whole file, so its handshakes are set to time
+    out after SETUPTIME from the start.
+    """
     stop_pg2()
-    with Cluster(3, setuptime=SETUPTIME) as cluster:
-        for node in cluster.nodes:
-            cluster.rpc(node, nodefuns.start_pg2)
+    with Cluster(3, setuptime=SETUPTIME) as c:
+        start_pg2_everywhere(c)
         assert pg2.create("hostile") == "ok"
-        for node in cluster.nodes:
-            assert pg2.join("hostile", cluster.spawn(node, member_loop)) == "ok"
-        yield cluster
+        for node in c.nodes:
+            assert pg2.join("hostile", c.spawn(node, member_loop)) == "ok"
+        yield c
     stop_pg2()
 
 
@@ -108,16 +112,6 @@ def still_serving(cluster: Cluster) -> None:
     cluster.rpc(b, nodefuns.kill, pid)
 
 
-def raw(node: str) -> socket.socket:
-    """A plain TCP connection to ``node``'s distribution port."""
-    return socket.create_connection(("127.0.0.1", port_of(node)), timeout=10)
-
-
-def frame(payload: bytes) -> bytes:
-    """A distribution frame: the 4-byte length, then the payload."""
-    return struct.pack(">I", len(payload)) + payload
-
-
 def name_frame(name: str = TESTER) -> bytes:
     """A valid first handshake frame, calling ourselves ``name``."""
     body = f'{{"version": {dist.HANDSHAKE_VERSION}, "name": "{name}", "creation": 7}}'
@@ -135,7 +129,7 @@ def hand_over(sock: socket.socket, data: bytes) -> bool:
 
 
 def gone(node: str) -> Callable[[], bool]:
-    """Return a predicate: ``node`` is not among a's connected nodes."""
+    """Return a predicate: ``node`` is not among a's connected attacked."""
     return lambda: node not in erlang.nodes()
 
 
@@ -155,28 +149,28 @@ def inbox() -> Iterator[Pid]:
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(blob=st.binary(min_size=1, max_size=600))
 def test_random_bytes_before_the_handshake_are_refused(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, blob: bytes
+    attacked: Cluster, logs: pytest.LogCaptureFixture, blob: bytes
 ) -> None:
     """Any bytes in place of a handshake close that connection with a log line; nothing else changes."""
     logs.clear()
-    with raw(nodes.nodes[0]) as sock:
+    with connect_to(port_of(attacked.nodes[0])) as sock:
         assert hand_over(sock, blob)
     wait_until(lambda: any("connection" in r.getMessage() for r in logs.records), what="a's log line")
-    assert sorted(erlang.nodes()) == sorted(nodes.nodes[1:3])
+    assert sorted(erlang.nodes()) == sorted(attacked.nodes[1:3])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(blob=st.binary(min_size=1, max_size=300))
-def test_random_bytes_to_the_port_mapper_are_refused(nodes: Cluster, blob: bytes) -> None:
+def test_random_bytes_to_the_port_mapper_are_refused(attacked: Cluster, blob: bytes) -> None:
     """Any bytes to the port mapper close that connection; lookups go on (its log is its own process's)."""
-    with socket.create_connection(("127.0.0.1", dist.epmd_port()), timeout=10) as sock:
+    with connect_to(dist.epmd_port()) as sock:
         assert hand_over(sock, blob)  # a reply (NAMES or PORT by chance) or nothing, then the close
-    assert dist.epmd_port_please("127.0.0.1", dist.split_node(nodes.nodes[1])[0]) == port_of(nodes.nodes[1])
+    assert dist.epmd_port_please("127.0.0.1", dist.split_node(attacked.nodes[1])[0]) == port_of(attacked.nodes[1])
 
 
-def test_random_bytes_are_refused_and_the_node_serves_on(nodes: Cluster) -> None:
+def test_random_bytes_are_refused_and_the_node_serves_on(attacked: Cluster) -> None:
     """After the random inputs above, a still serves b and c (a separate check, as it costs a pg2 write)."""
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 @pytest.mark.parametrize(
@@ -189,81 +183,81 @@ def test_random_bytes_are_refused_and_the_node_serves_on(nodes: Cluster) -> None
     ids=["header", "name-frame", "challenge-reply"],
 )
 def test_truncated_handshake_frames_are_dropped(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, data: bytes, why: str
+    attacked: Cluster, logs: pytest.LogCaptureFixture, data: bytes, why: str
 ) -> None:
     """A handshake frame cut off by the peer closing ends that setup, with a log line naming the peer if known."""
-    with raw(nodes.nodes[0]) as sock:
+    with connect_to(port_of(attacked.nodes[0])) as sock:
         assert hand_over(sock, data), why
     wait_until(logged(logs, "connection setup from", "failed"), what="the log line")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 def test_truncated_frame_after_authentication_ends_only_that_connection(
-    nodes: Cluster, logs: pytest.LogCaptureFixture
+    attacked: Cluster, logs: pytest.LogCaptureFixture
 ) -> None:
     """An authenticated peer that dies in the middle of a frame: its connection goes down with a nodedown line."""
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()) as sock:
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()) as sock:
         wait_until(lambda: TESTER in erlang.nodes(), what="a to see the tester")
         assert hand_over(sock, struct.pack(">I", 100) + b"only ten b")
     wait_until(logged(logs, f"nodedown {TESTER}"), what="the nodedown line")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 # == Oversized frames =============================================================
 
 
 def test_oversized_frames_are_refused_before_and_after_authentication(
-    nodes: Cluster, logs: pytest.LogCaptureFixture
+    attacked: Cluster, logs: pytest.LogCaptureFixture
 ) -> None:
     """A frame longer than the limit closes the connection without reading it, before or after the handshake."""
-    a = nodes.nodes[0]
-    with raw(a) as sock:
+    a = attacked.nodes[0]
+    with connect_to(port_of(a)) as sock:
         sock.sendall(struct.pack(">I", dist.MAX_HANDSHAKE_FRAME + 1))
         assert closed_by_peer(sock)
     wait_until(logged(logs, f"handshake frame of {dist.MAX_HANDSHAKE_FRAME + 1} bytes refused"), what="the refusal")
-    with handshake_to(a, nodes.cookie.encode()) as sock:
+    with handshake_to(a, attacked.cookie.encode()) as sock:
         sock.sendall(struct.pack(">I", dist.MAX_FRAME + 1))
         assert closed_by_peer(sock)
     wait_until(logged(logs, TESTER, f"sent a frame of {dist.MAX_FRAME + 1} bytes"), what="the refusal")
     wait_until(gone(TESTER), what="a to drop the tester")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 # == The cookie ====================================================================
 
 
-def test_wrong_cookie_by_hand_is_refused_with_a_log_line(nodes: Cluster, logs: pytest.LogCaptureFixture) -> None:
+def test_wrong_cookie_by_hand_is_refused_with_a_log_line(attacked: Cluster, logs: pytest.LogCaptureFixture) -> None:
     """A challenge reply made with another cookie is refused, and a says so in its log."""
-    with raw(nodes.nodes[0]) as sock:
+    with connect_to(port_of(attacked.nodes[0])) as sock:
         sock.sendall(name_frame())
         assert dist._recv_hs(sock, "s") == {"status": "ok"}
         theirs = bytes.fromhex(dist._recv_hs(sock, "c")["challenge"])
         ours = os.urandom(dist.CHALLENGE_BYTES)
-        digest = dist._digest(b"not-the-cookie", b"reply", theirs, ours, TESTER, nodes.nodes[0])
+        digest = dist._digest(b"not-the-cookie", b"reply", theirs, ours, TESTER, attacked.nodes[0])
         dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
         assert closed_by_peer(sock)
     wait_until(logged(logs, TESTER, "invalid challenge reply (wrong cookie)"), what="the refusal")
     assert TESTER not in erlang.nodes()
-    still_serving(nodes)
+    still_serving(attacked)
 
 
-def test_node_with_the_wrong_cookie_cannot_feed_pg2(nodes: Cluster, logs: pytest.LogCaptureFixture) -> None:
+def test_node_with_the_wrong_cookie_cannot_feed_pg2(attacked: Cluster, logs: pytest.LogCaptureFixture) -> None:
     """A node with another cookie cannot connect, so its pg2 exchange never reaches the cluster's servers."""
-    a, b, c = nodes.nodes[:3]
-    intruder = nodes.add(cookie="not-the-cookie")
+    a, b, c = attacked.nodes[:3]
+    intruder = attacked.add(cookie="not-the-cookie")
     try:
-        fake = nodes.spawn(intruder, member_loop)
+        fake = attacked.spawn(intruder, member_loop)
         exchange = ("exchange", intruder, [["injected", [fake]]])
         for target in (a, b):  # a cast connects first (synchronously); the connection is refused
-            assert nodes.rpc(intruder, gen_server.cast, ("pg2", target), exchange) == "ok"
-        assert nodes.rpc(intruder, erlang.nodes) == []
-        assert pg2.which_groups() == ["hostile"] and nodes.rpc(b, pg2.which_groups) == ["hostile"]
-        assert intruder not in erlang.nodes() and intruder not in nodes.nodes_of(b)
+            assert attacked.rpc(intruder, gen_server.cast, ("pg2", target), exchange) == "ok"
+        assert attacked.rpc(intruder, erlang.nodes) == []
+        assert pg2.which_groups() == ["hostile"] and attacked.rpc(b, pg2.which_groups) == ["hostile"]
+        assert intruder not in erlang.nodes() and intruder not in attacked.nodes_of(b)
         wait_until(logged(logs, intruder, "invalid challenge reply (wrong cookie)"), what="a's refusal")
     finally:
-        nodes.stop(intruder)
-    wsane([a, b, c], nodes.rpc)
-    still_serving(nodes)
+        attacked.stop(intruder)
+    wsane([a, b, c], attacked.rpc)
+    still_serving(attacked)
 
 
 # == Handshakes that never finish ====================================================
@@ -271,26 +265,28 @@ def test_node_with_the_wrong_cookie_cannot_feed_pg2(nodes: Cluster, logs: pytest
 
 @pytest.mark.parametrize("say", [b"", name_frame()], ids=["silent", "name-then-silent"])
 def test_unfinished_handshake_is_dropped_after_the_setup_time(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, say: bytes
+    attacked: Cluster, logs: pytest.LogCaptureFixture, say: bytes
 ) -> None:
     """A peer that stops half-way is dropped after setuptime; meanwhile a serves the others; its name is free again."""
-    with raw(nodes.nodes[0]) as sock:
+    with connect_to(port_of(attacked.nodes[0])) as sock:
         sock.sendall(say)
-        still_serving(nodes)  # while the setup hangs
+        still_serving(attacked)  # while the setup hangs
         assert closed_by_peer(sock, timeout=SETUPTIME * 5)
     peer = TESTER if say else "<unknown>"
     wait_until(logged(logs, f"connection setup from {peer} failed", "timed out"), what="the log line")
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()):  # the abandoned setup left nothing pending
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()):  # the abandoned setup left nothing pending
         wait_until(lambda: TESTER in erlang.nodes(), what="a to accept the tester now")
     wait_until(gone(TESTER), what="a to drop the tester")
 
 
-def test_a_flood_of_silent_connections_leaves_no_thread_behind(nodes: Cluster, logs: pytest.LogCaptureFixture) -> None:
+def test_a_flood_of_silent_connections_leaves_no_thread_behind(
+    attacked: Cluster, logs: pytest.LogCaptureFixture
+) -> None:
     """Fifty connections that never speak: a serves on while they hang, then drops them all and their threads."""
     before = threading.active_count()
-    socks = [raw(nodes.nodes[0]) for _ in range(50)]
+    socks = [connect_to(port_of(attacked.nodes[0])) for _ in range(50)]
     try:
-        still_serving(nodes)
+        still_serving(attacked)
         for sock in socks:
             assert closed_by_peer(sock, timeout=SETUPTIME * 5)
     finally:
@@ -337,45 +333,47 @@ class _Explodes:
     ],
 )
 def test_garbage_after_a_valid_handshake_is_dropped_and_the_connection_stays(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid, payload: bytes, line: str
+    attacked: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid, payload: bytes, line: str
 ) -> None:
     """An authenticated peer's broken frame is dropped with a log line; its next good frame is delivered."""
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()) as sock:
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()) as sock:
         sock.sendall(frame(payload))
         sock.sendall(frame(pickle.dumps((Op.REG_SEND, None, INBOX, "next frame"))))
-        assert erlang.receive(lambda m: m == "next frame", timeout=15) == "next frame"
+        assert recv(lambda m: m == "next frame") == "next frame"
         wait_until(logged(logs, line), what=f"the log line {line!r}")
         assert erlang.whereis("pg2") != "undefined"
     wait_until(gone(TESTER), what="a to drop the tester")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 def test_malformed_exchange_from_an_authenticated_peer_is_skipped(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid
+    attacked: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid
 ) -> None:
     """Exchange entries that are not [Name, Members] pairs are skipped, as pg2's list generator skips them."""
     server = erlang.whereis("pg2")
     before = pg2.get_members("hostile")
     junk = ("$gen_cast", ("exchange", TESTER, ["not a pair", ["too", "many", "items"], ("tuple", "pair")]))
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()) as sock:
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()) as sock:
         sock.sendall(frame(pickle.dumps((Op.REG_SEND, None, "pg2", junk))))
         sock.sendall(frame(pickle.dumps((Op.REG_SEND, None, INBOX, "after"))))
-        assert erlang.receive(lambda m: m == "after", timeout=15) == "after"
+        assert recv(lambda m: m == "after") == "after"
         gen_server.get_state("pg2")  # the exchange, sent before, has been handled
     assert erlang.whereis("pg2") == server and pg2.which_groups() == ["hostile"]
     assert pg2.get_members("hostile") == before
     wait_until(gone(TESTER), what="a to drop the tester")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=5))
-def test_random_frames_after_a_valid_handshake_do_not_hurt(nodes: Cluster, inbox: Pid, payloads: list[bytes]) -> None:
+def test_random_frames_after_a_valid_handshake_do_not_hurt(
+    attacked: Cluster, inbox: Pid, payloads: list[bytes]
+) -> None:
     """Random frame payloads from an authenticated peer: each is dropped or ignored, and a good frame still arrives."""
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()) as sock:
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()) as sock:
         sock.sendall(b"".join(frame(p) for p in payloads))
         sock.sendall(frame(pickle.dumps((Op.REG_SEND, None, INBOX, "good"))))
-        assert erlang.receive(lambda m: m == "good", timeout=15) == "good"
+        assert recv(lambda m: m == "good") == "good"
     wait_until(gone(TESTER), what="a to drop the tester")
     assert erlang.whereis("pg2") != "undefined"
 
@@ -385,7 +383,7 @@ def test_random_frames_after_a_valid_handshake_do_not_hurt(nodes: Cluster, inbox
 
 def _marker_frame(path: Path) -> bytes:
     """A frame whose unpickling would create ``path``."""
-    return frame(pickle.dumps((Op.SEND, None, _Marker(str(path)))))
+    return frame(pickle.dumps((Op.SEND, None, PickleMarker(str(path)))))
 
 
 def _as_name_frame(sock: socket.socket, evil: bytes) -> None:
@@ -413,16 +411,16 @@ def _as_status(sock: socket.socket, evil: bytes, node: str) -> None:
     ],
 )
 def test_pickle_slipped_in_before_authentication_is_never_loaded(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, tmp_path: Path, where: str
+    attacked: Cluster, logs: pytest.LogCaptureFixture, tmp_path: Path, where: str
 ) -> None:
     """A pickle slipped in anywhere before the cookie is proven is never unpickled (no marker file appears)."""
-    a, b, _c = nodes.nodes[:3]
+    a, b, _c = attacked.nodes[:3]
     marker = tmp_path / "loaded"
     evil = _marker_frame(marker)
     if where == "blocked":
         dist.block([TESTER])
     try:
-        with raw(a) as sock:
+        with connect_to(port_of(a)) as sock:
             match where:
                 case "first-frame":
                     sock.sendall(evil)
@@ -452,30 +450,30 @@ def test_pickle_slipped_in_before_authentication_is_never_loaded(
         dist.unblock([TESTER])
     wait_until(lambda: any(r.name == "repg2.dist" for r in logs.records), what="a log line about the refusal")
     assert not marker.exists()
-    assert sorted(erlang.nodes()) == sorted(nodes.nodes[1:3])  # b's connection was not replaced by the impostor
+    assert sorted(erlang.nodes()) == sorted(attacked.nodes[1:3])  # b's connection was not replaced by the impostor
     # Control: the same frame over an authenticated connection *is* loaded, so the test would see a load.
-    with handshake_to(a, nodes.cookie.encode()) as sock:
+    with handshake_to(a, attacked.cookie.encode()) as sock:
         sock.sendall(evil)
         wait_until(marker.exists, what="the authenticated pickle to be loaded")
     wait_until(gone(TESTER), what="a to drop the tester")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
 # == Stale pids ================================================================================
 
 
 def test_message_to_a_pid_of_an_earlier_incarnation_is_dropped(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid
+    attacked: Cluster, logs: pytest.LogCaptureFixture, inbox: Pid
 ) -> None:
     """A pid with a's name and a live process's number but an old creation names nothing: dropped, logged, noproc."""
     me = erlang.self()
-    stale = Pid(nodes.nodes[0], me.id, me.creation + 1)  # our number, another incarnation's creation
+    stale = Pid(attacked.nodes[0], me.id, me.creation + 1)  # our number, another incarnation's creation
     watcher = Pid(TESTER, 1, 7)
-    with handshake_to(nodes.nodes[0], nodes.cookie.encode()) as sock:
+    with handshake_to(attacked.nodes[0], attacked.cookie.encode()) as sock:
         sock.sendall(frame(pickle.dumps((Op.SEND, stale, "to the old one"))))
         sock.sendall(frame(pickle.dumps((Op.MONITOR_P, watcher, stale, "ref-1"))))
         sock.sendall(frame(pickle.dumps((Op.SEND, me, "to me"))))
-        assert erlang.receive(lambda m: isinstance(m, str) and m.startswith("to "), timeout=15) == "to me"
+        assert recv(lambda m: isinstance(m, str) and m.startswith("to ")) == "to me"
         sock.settimeout(10)
         reader = sock.makefile("rb")
         while True:  # a answers the monitor at once: MONITOR_P_EXIT with noproc (ticks and a's own chatter skipped)
@@ -487,25 +485,27 @@ def test_message_to_a_pid_of_an_earlier_incarnation_is_dropped(
         reader.close()
     assert logged(logs, "dropped: an earlier incarnation")()
     wait_until(gone(TESTER), what="a to drop the tester")
-    still_serving(nodes)
+    still_serving(attacked)
 
 
-def test_stale_pids_of_a_restarted_node_never_stay_in_pg2(nodes: Cluster) -> None:
+def test_stale_pids_of_a_restarted_node_never_stay_in_pg2(attacked: Cluster) -> None:
     """A pid of b's previous incarnation, joined from a or carried by an exchange, is dropped by every node (noproc)."""
-    a, b, c = nodes.nodes[:3]
-    old = nodes.spawn(b, member_loop)
+    a, b, c = attacked.nodes[:3]
+    old = attacked.spawn(b, member_loop)
     assert pg2.join("hostile", old) == "ok"
-    nodes.restart(b)
-    nodes.rpc(b, nodefuns.start_pg2)
+    attacked.restart(b)
+    attacked.rpc(b, nodefuns.start_pg2)
     members = pg2.get_members("hostile")
-    wait_until(lambda: all(nodes.rpc(n, pg2.get_members, "hostile") == members for n in (a, b, c)), what="b refilled")
+    wait_until(
+        lambda: all(attacked.rpc(n, pg2.get_members, "hostile") == members for n in (a, b, c)), what="b refilled"
+    )
     assert old not in members  # the node's death took it out
     assert pg2.join("hostile", old) == "ok"  # the join is made, then undone by b's noproc answer
     gen_server.cast(("pg2", c), ("exchange", a, [["hostile", [old, old]]]))
     for node in (a, b, c):
-        wait_until(lambda n=node: nodes.rpc(n, pg2.get_members, "hostile") == members, what=f"{node} to drop it")
-    wsane([a, b, c], nodes.rpc)
-    still_serving(nodes)
+        wait_until(lambda n=node: attacked.rpc(n, pg2.get_members, "hostile") == members, what=f"{node} to drop it")
+    wsane([a, b, c], attacked.rpc)
+    still_serving(attacked)
 
 
 # == Impostors =================================================================================
@@ -513,14 +513,14 @@ def test_stale_pids_of_a_restarted_node_never_stay_in_pg2(nodes: Cluster) -> Non
 
 @pytest.mark.parametrize("then", ["silence", "wrong-cookie"])
 def test_impostor_of_a_connected_node_cannot_cut_its_connection(
-    nodes: Cluster, logs: pytest.LogCaptureFixture, then: str
+    attacked: Cluster, logs: pytest.LogCaptureFixture, then: str
 ) -> None:
     """A peer claiming b's name says 'yes, drop the old connection', then fails the challenge: a keeps its link to b."""
-    a, b, _c = nodes.nodes[:3]
-    pid = nodes.spawn(b, member_loop)
+    a, b, _c = attacked.nodes[:3]
+    pid = attacked.spawn(b, member_loop)
     assert pg2.join("hostile", pid) == "ok"
     ref = erlang.monitor("process", pid)
-    with raw(a) as sock:
+    with connect_to(port_of(a)) as sock:
         sock.sendall(name_frame(b))
         assert dist._recv_hs(sock, "s") == {"status": "alive"}
         dist._send_hs(sock, "s", {"alive": True})  # "my old connection is gone: drop yours"
@@ -531,8 +531,8 @@ def test_impostor_of_a_connected_node_cannot_cut_its_connection(
             dist._send_hs(sock, "r", {"challenge": ours.hex(), "digest": digest.hex()})
             wait_until(logged(logs, b, "invalid challenge reply"), what="a's refusal")
         assert closed_by_peer(sock, timeout=SETUPTIME * 5)
-    assert erlang.receive(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref), timeout=0) is erlang.TIMEOUT
+    assert erlang.receive(is_down(ref), timeout=0) is erlang.TIMEOUT
     assert b in erlang.nodes() and pid in pg2.get_members("hostile")
     erlang.demonitor(ref, ["flush"])
     assert pg2.leave("hostile", pid) == "ok"
-    still_serving(nodes)
+    still_serving(attacked)

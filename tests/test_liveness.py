@@ -24,14 +24,13 @@ import threading
 from typing import Any
 
 import pytest
+from support import DEADLINE, down_reason, need_erlang, recv, tagged, wait_until
 
 from repg2 import erlang, gen_server
 from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid
 from repg2.testing import Cluster, otp
 
 pytestmark = pytest.mark.timeout(60)
-
-WAIT = 10.0
 
 # The Erlang side: the same ten observations, one per line, as atoms.
 ERLANG_STEPS = r"""
@@ -100,23 +99,16 @@ def link_without_trapping(victim: Pid, report_to: Pid) -> None:
         erlang.send(report_to, ("no_trap", exc.reason))
 
 
-def take(match: Any) -> Any:
-    """Receive a message that must come."""
-    msg = erlang.receive(match, timeout=WAIT)
-    assert msg is not TIMEOUT
-    return msg
-
-
 def python_observations() -> tuple[list[Any], threading.Thread | None]:
     """Run the ten steps on this runtime; return the observations and the victim's still-running thread."""
     me = erlang.self()
     erlang.process_flag("trap_exit", True)
     release, started = threading.Event(), threading.Event()
     victim = erlang.spawn(busy, release, started)
-    assert started.wait(WAIT)
+    assert started.wait(DEADLINE)
     erlang.register("victim", victim)
     link_watcher = erlang.spawn(linker, victim, me)
-    take(lambda m: m == "linked")
+    recv(lambda m: m == "linked")
     thread = next(t for t in threading.enumerate() if t.name == f"erlang{victim!r}")
     others: list[Pid] = []
     try:
@@ -125,11 +117,11 @@ def python_observations() -> tuple[list[Any], threading.Thread | None]:
         alive = erlang.is_process_alive(victim)
         where = erlang.whereis("victim")
         ref = erlang.monitor("process", victim)
-        down = take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))[4]
+        down = down_reason(ref)
         assert erlang.link(victim) is True
-        exit_reason = take(lambda m: isinstance(m, tuple) and m[:2] == ("EXIT", victim))[2]
+        exit_reason = recv(lambda m: isinstance(m, tuple) and m[:2] == ("EXIT", victim))[2]
         no_trap = erlang.spawn(link_without_trapping, victim, me)
-        linked = take(lambda m: isinstance(m, tuple) and m[0] == "no_trap")[1]
+        linked = recv(tagged("no_trap"))[1]
         other = erlang.spawn(lambda: erlang.receive(lambda m: m == "stop"))
         second = erlang.spawn(lambda: erlang.receive(lambda m: m == "stop"))
         others += [other, second, no_trap, link_watcher]
@@ -144,11 +136,11 @@ def python_observations() -> tuple[list[Any], threading.Thread | None]:
             sent = exc.reason
         listed = victim in erlang.processes()
         try:
-            gen_server.call(victim, "hello", WAIT)
+            gen_server.call(victim, "hello", DEADLINE)
             called: Any = "replied"
         except ExitError as exc:
             called = exc.reason[0] if isinstance(exc.reason, tuple) else exc.reason
-        told = take(lambda m: isinstance(m, tuple) and m[0] == "linker_told")[1]
+        told = recv(tagged("linker_told"))[1]
         return [alive, where, down, exit_reason, linked, registered, sent, listed, called, told], thread
     finally:
         release.set()
@@ -163,9 +155,7 @@ def python_observations() -> tuple[list[Any], threading.Thread | None]:
 
 def test_a_killed_process_is_dead_to_every_observer_at_once_as_on_a_real_otp_node() -> None:
     """The ten observations after exit(V, kill) match real OTP 25's, while V's thread is still running."""
-    reason = otp.erl_missing_reason()
-    if reason:
-        pytest.fail(reason) if otp.in_ci() else pytest.skip(reason)
+    need_erlang()
     result = otp.eval_erl(ERLANG_STEPS)
     assert result.returncode == 0, result.stderr
     erlang_side = result.stdout.split()
@@ -185,7 +175,7 @@ def test_a_killed_process_is_dead_to_every_observer_at_once_as_on_a_real_otp_nod
         "killed",
     ]
     assert thread is not None
-    thread.join(WAIT)
+    thread.join(DEADLINE)
     assert not thread.is_alive(), "the victim's thread unwinds at its next call into the runtime"
 
 
@@ -197,16 +187,16 @@ def test_a_killed_thread_acts_no_more() -> None:
 
     def body() -> None:
         started.set()
-        release.wait(WAIT)
+        release.wait(DEADLINE)
         attempts.append("about to send")
         erlang.send(me, "sent after the kill")  # unwinds here: the send never happens
         attempts.append("after send")
 
     victim = erlang.spawn(body)
-    assert started.wait(WAIT)
+    assert started.wait(DEADLINE)
     ref = erlang.monitor("process", victim)
     erlang.exit(victim, "kill")
-    assert take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))[4] == "killed"
+    assert down_reason(ref) == "killed"
     release.set()
     assert erlang.receive(lambda m: m == "sent after the kill", timeout=0.5) is TIMEOUT
     assert attempts == ["about to send"]
@@ -224,12 +214,12 @@ def test_remote_monitor_and_link_of_a_killed_busy_process_answer_noproc(cluster:
     assert c.rpc(b, nodefuns.busy_thread_running) is True  # the thread still spins on b
     assert c.rpc(b, erlang.is_process_alive, victim) is False
     ref = erlang.monitor("process", victim)
-    assert take(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref))[4] == "noproc"
+    assert down_reason(ref) == "noproc"
     erlang.process_flag("trap_exit", True)
     try:
         erlang.link(victim)
-        assert take(lambda m: isinstance(m, tuple) and m[:2] == ("EXIT", victim))[2] == "noproc"
+        assert recv(lambda m: isinstance(m, tuple) and m[:2] == ("EXIT", victim))[2] == "noproc"
     finally:
         erlang.process_flag("trap_exit", False)
     c.rpc(b, nodefuns.release_busy)
-    c.wait_for(lambda: c.rpc(b, nodefuns.busy_thread_running) is False, what="the busy thread to unwind")
+    wait_until(lambda: c.rpc(b, nodefuns.busy_thread_running) is False, "the busy thread to unwind")

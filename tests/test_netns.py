@@ -39,7 +39,10 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect", reason="the shells are driven with pexpect (pip install pexpect)")
 
-from shell_driver import Shell  # noqa: E402 - after the importorskip
+from shell_driver import Shell, Shells  # noqa: E402 - after the importorskip
+from support import DEADLINE, wait_until  # noqa: E402
+
+from repg2 import dist  # noqa: E402
 
 TICKTIME = 2.0  # seconds: short, so the partition is detected quickly
 DETECT_MAX = TICKTIME * 1.25 + 1.0  # OTP's window (up to 1.25 tick times) plus scheduling slack
@@ -52,7 +55,7 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.distributed]
 
 def _ip(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``ip ARGS``; raise ``RuntimeError`` with ip's own message if it fails."""
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=DEADLINE)
     if result.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip() or result.returncode}")
     return result
@@ -75,7 +78,7 @@ def _why_not() -> str | None:
     except RuntimeError as exc:
         return f"veth links or bridges cannot be made here ({exc})"
     finally:
-        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True, timeout=DEADLINE)
     return None
 
 
@@ -117,21 +120,22 @@ class Lan:
         """Plug (``up``) or pull a host's cable at the switch."""
         _ip("-n", self.ns("sw"), "link", "set", f"port{host}", "up" if up else "down")
 
+    def pids(self) -> list[str]:
+        """The processes still running in this test's namespaces (the port mappers linger after their nodes)."""
+        found: list[str] = []
+        for ns in self.made:
+            found += subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        return found
+
     def destroy(self) -> None:
         """Delete every namespace, after the processes left in them (port mappers) have gone."""
-        deadline = time.monotonic() + 6.0  # a port mapper exits 3 s after its last node
-        for ns in self.made:
-            while True:
-                pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-                if not pids:
-                    break
-                if time.monotonic() > deadline:
-                    for pid in pids:  # processes this test started in its own namespace
-                        subprocess.run(["kill", "-KILL", pid], capture_output=True)
-                    break
-                time.sleep(0.1)  # polling interval while the port mappers linger
+        try:
+            wait_until(lambda: not self.pids(), "the port mappers to exit", timeout=2 * dist.EPMD_LINGER)
+        except AssertionError:
+            for pid in self.pids():  # processes this test started in its own namespaces
+                subprocess.run(["kill", "-KILL", pid], capture_output=True)
         for ns in reversed(self.made):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=DEADLINE)
         self.made.clear()
 
 
@@ -152,27 +156,14 @@ def lan() -> Iterator[Lan]:
 @pytest.fixture
 def start_shell(tmp_path: Path, lan: Lan) -> Iterator[Callable[..., Shell]]:
     """Return ``start(host, *args)``: a node shell in that host's namespace; all are killed at the end."""
-    started: list[Shell] = []
 
     def start(host: str, *args: str) -> Shell:
         """Start the shell of node ``host@ADDRESS`` inside the host's namespace."""
-        shell = Shell(
-            f"{host}@{HOSTS[host]}",
-            COOKIE,
-            "--ticktime",
-            str(TICKTIME),
-            *args,
-            home=tmp_path,
-            netns=lan.ns(host),
-        )
-        started.append(shell)
-        return shell
+        node = f"{host}@{HOSTS[host]}"
+        return started.start(node, COOKIE, "--ticktime", str(TICKTIME), *args, netns=lan.ns(host))
 
-    try:
+    with Shells(tmp_path) as started:
         yield start
-    finally:
-        for shell in reversed(started):
-            shell.close()
 
 
 # The shell expression that lists the nodes of chat's members, sorted.
@@ -224,7 +215,7 @@ def test_partition_by_pulled_cable_is_detected_by_ticks_and_pg2_heals(
     c.wait_eval(MEMBER_NODES, [c_node])
 
     # From a, c now is a host that does not answer, and the shell says so.
-    out = a.run(f"ping({c_node!r})", timeout=30)
+    out = a.run(f"ping({c_node!r})")
     assert "'pang'" in out
     assert "does not answer" in out
 
@@ -240,7 +231,7 @@ def test_partition_by_pulled_cable_is_detected_by_ticks_and_pg2_heals(
 
     # -- Plug the cable back; c reconnects (to a; b follows transitively) and pg2 exchanges.
     lan.cable("c", up=True)
-    c.wait_eval(f"ping({a_node!r})", "pong", timeout=20)
+    c.wait_eval(f"ping({a_node!r})", "pong")
     c.wait_eval("sorted(nodes())", sorted([a_node, b_node]))
     for shell in (a, b, c):
         shell.wait_eval(MEMBER_NODES, [a_node, a_node, c_node, c_node])

@@ -9,34 +9,15 @@ pg2 server has been handled), never on a fixed sleep.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
+from support import barrier, down_reason, wait_until
 
 from repg2 import erlang, ets, gen_server, pg2, supervisor
-from repg2.testing import sane
+from repg2.testing import member_loop, sane
 
-pytestmark = pytest.mark.timeout(60)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.005)
-
-
-def barrier() -> None:
-    """Wait until the pg2 server has handled every message sent to it so far."""
-    gen_server.get_state(pg2.SERVER)
-
-
-def forever() -> None:
-    """A member that waits for ever (pg2_SUITE's forever/0)."""
-    erlang.receive(lambda _m: False)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("fresh_pg2")]
 
 
 def wait_for_exit() -> None:
@@ -44,30 +25,11 @@ def wait_for_exit() -> None:
     erlang.receive(lambda m: m == "exit")
 
 
-def stop_pg2() -> None:
-    """Stop this node's pg2 server and forget its child spec, so the next call starts a fresh one."""
-    if erlang.whereis("kernel_safe_sup") == "undefined":
-        return
-    supervisor.terminate_child("kernel_safe_sup", pg2.SERVER)
-    supervisor.delete_child("kernel_safe_sup", pg2.SERVER)
-
-
-@pytest.fixture(autouse=True)
-def fresh_pg2() -> Iterator[list[erlang.Pid]]:
-    """Give each test a fresh pg2 server and kill the processes it spawned."""
-    stop_pg2()
-    spawned: list[erlang.Pid] = []
-    yield spawned
-    for pid in spawned:
-        erlang.exit(pid, "kill")
-    stop_pg2()
-
-
 @pytest.fixture
 def new(fresh_pg2: list[erlang.Pid]) -> Callable[..., erlang.Pid]:
-    """Spawn a member process that the fixture kills after the test."""
+    """Spawn a member process (by default pg2_SUITE's ``forever/0``); the fixture kills it after the test."""
 
-    def spawn(fun: Callable[[], None] = forever) -> erlang.Pid:
+    def spawn(fun: Callable[[], None] = member_loop) -> erlang.Pid:
         pid = erlang.spawn(fun)
         fresh_pg2.append(pid)
         return pid
@@ -79,8 +41,8 @@ def kill(pid: erlang.Pid) -> None:
     """Kill a process and wait until pg2 has seen its 'DOWN'."""
     ref = erlang.monitor("process", pid)
     erlang.exit(pid, "kill")
-    assert erlang.receive(lambda m: isinstance(m, tuple) and m[:2] == ("DOWN", ref), timeout=5) is not erlang.TIMEOUT
-    barrier()
+    down_reason(ref)
+    barrier(pg2.SERVER)
 
 
 # == RePG2's single-node suite (test/repg2_test.exs) ============================
@@ -187,7 +149,8 @@ def test_otp_7277(new: Callable[..., erlang.Pid]) -> None:
     assert pg2.leave("b", p) == "ok"
     sane()
     erlang.exit(p, "kill")
-    wait_until(lambda: (pg2.get_members("a"), pg2.get_local_members("a")) == ([], []))
+    wait_until(lambda: (pg2.get_members("a"), pg2.get_local_members("a")) == ([], []), "pg2 to see the member die")
+    barrier(pg2.SERVER)
     sane()
 
 
@@ -338,11 +301,11 @@ def test_exchange_only_adds(new: Callable[..., erlang.Pid]) -> None:
     p1, p2 = new(), new()
     pg2.join("g", p1)
     gen_server.cast(pg2.SERVER, ("exchange", "other@host", [["g", [p1, p1, p2]], ["h", []], ("bad", "shape")]))
-    barrier()
+    barrier(pg2.SERVER)
     assert pg2.get_members("g") == sorted([p1, p1, p2])
     assert pg2.which_groups() == ["g", "h"]
     gen_server.cast(pg2.SERVER, ("exchange", "other@host", [["g", []]]))
-    barrier()
+    barrier(pg2.SERVER)
     assert pg2.get_members("g") == sorted([p1, p1, p2])
     sane()
 
@@ -355,7 +318,7 @@ def test_del_member_and_unknown_messages_are_ignored(new: Callable[..., erlang.P
     gen_server.cast(pg2.SERVER, ("del_member", "g", p))
     erlang.send(pg2.SERVER, ("nodedown", "other@host"))
     erlang.send(pg2.SERVER, "garbage")
-    barrier()
+    barrier(pg2.SERVER)
     assert pg2.get_members("g") == [p]
     sane()
 

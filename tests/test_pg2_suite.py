@@ -1,4 +1,4 @@
-"""OTP's pg2_SUITE, ported: the ``basic`` scenarios t1..t8 as data, and otp_7277.
+"""OTP's pg2_SUITE, ported: the ``basic`` scenarios t1..t8 as data.
 
 pg2_SUITE's ``basic`` case runs eight scripts of steps. Each step is a pg2
 call with its expected result (``IGNORE`` where the suite ignores it), or
@@ -9,39 +9,25 @@ empty ``pg2_table`` and no connected nodes.
 
 Symbols stand for pids and nodes, as in the suite: ``SELF`` is the test's
 own process, ``p1``/``p`` are member processes, ``n1`` is the peer node.
+The suite's single-node case otp_7277 is in ``test_pg2.py``, its
+partition cases in ``test_pg2_dist.py``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import wait_until
 
-from repg2 import erlang, ets, gen_server, pg2, supervisor
-from repg2.testing import Cluster, member_loop, sane, wsane
+from repg2 import erlang, ets, pg2
+from repg2.testing import Cluster, member_loop, wsane
 
 pytestmark = pytest.mark.timeout(120)
 
 IGNORE = object()  # the suite's 'ignore': any result is fine
 SELF = "self"  # the test process itself
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Poll until ``condition()`` holds (the suite's ?UNTIL), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
-
-
-def stop_pg2() -> None:
-    """Stop this node's pg2 and drop its child spec, so the scenario starts from nothing."""
-    if erlang.whereis("kernel_safe_sup") != "undefined":
-        supervisor.terminate_child("kernel_safe_sup", pg2.SERVER)
-        supervisor.delete_child("kernel_safe_sup", pg2.SERVER)
 
 
 # == The scripts (pg2_SUITE:ts/0) ================================================
@@ -209,7 +195,7 @@ class Runner:
                 result = self.cluster.rpc(node, pg2.start)
                 assert result[0] == "ok", result
                 # The exchange between the two pg2 servers is asynchronous: ?UNTIL both agree.
-                wait_until(lambda: self._agree())
+                wait_until(self._agree, "both nodes to list the same groups and members")
                 self.check()
             case ("nodedown", symbol):
                 assert self.cluster is not None
@@ -225,7 +211,7 @@ class Runner:
                 pid = self.pids.pop(symbol)
                 self._call(erlang.node(pid), erlang.exit, pid, "kill")
                 nodes = [erlang.node(), *self.nodes.values()]
-                wait_until(lambda: all(not self._has_pid(n, pid) for n in nodes))
+                wait_until(lambda: all(not self._has_pid(n, pid) for n in nodes), f"every table to forget {pid!r}")
                 self.check()
             case ("on", node_symbol, fun, args, expected):
                 self._apply(self.nodes[node_symbol], fun, args, expected)
@@ -260,15 +246,13 @@ class Runner:
 
 
 @pytest.fixture
-def runner() -> Iterator[Runner]:
+def runner(fresh_pg2: list[erlang.Pid]) -> Iterator[Runner]:
     """A runner with a fresh pg2 on this node, cleaned up even when the script fails."""
-    stop_pg2()
     run = Runner()
     try:
         yield run
     finally:
         run.close()
-        stop_pg2()
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
@@ -281,20 +265,3 @@ def test_basic(name: str, runner: Runner) -> None:
     assert pg2.which_groups() == []
     assert ets.tab2list(pg2.TABLE) == []
     assert erlang.nodes() == []
-
-
-def test_otp_7277_waits_for_the_kill_to_be_seen() -> None:
-    """Leaving a group one is not in must not drop the monitor of a member of another (pg2_SUITE: otp_7277)."""
-    stop_pg2()
-    try:
-        assert pg2.create("a") == "ok"
-        assert pg2.create("b") == "ok"
-        p = erlang.spawn(member_loop)
-        assert pg2.join("a", p) == "ok"
-        assert pg2.leave("b", p) == "ok"
-        erlang.exit(p, "kill")
-        wait_until(lambda: (pg2.get_members("a"), pg2.get_local_members("a")) == ([], []))
-        gen_server.get_state(pg2.SERVER)
-        sane()
-    finally:
-        stop_pg2()

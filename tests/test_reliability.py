@@ -57,6 +57,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from support import WRITE_DEADLINE, start_pg2_everywhere, wait_until
 
 from repg2 import erlang, gen_server, kernel, pg2
 from repg2.erlang import Pid
@@ -68,21 +69,10 @@ SLOW = os.environ.get("REPG2_SLOW") == "1"
 EXAMPLES = int(os.environ.get("REPG2_SM_EXAMPLES", "400" if SLOW else "40"))
 STEPS = int(os.environ.get("REPG2_SM_STEPS", "40" if SLOW else "20"))
 SEED = int(os.environ.get("REPG2_SM_SEED", str(random.randrange(2**32))))
-SETTLE_TIMEOUT = 20.0  # seconds for the cluster to reach the model's view after a step
-WRITE_TIMEOUT = 60.0  # seconds for one pg2 write: longer means a write is stuck
 GROUPS = ["g0", "g1", ("g", 2)]  # a tuple name too: any term is a name
 
 RULES: Counter[str] = Counter()  # how often each rule ran, over the whole test
 _SPAWNED: list[Pid] = []  # every member process the machine started, to stop them between examples
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def letter(node: str) -> str:
@@ -217,8 +207,7 @@ def shared_cluster() -> Iterator[Cluster]:
     global _CLUSTER
     stop_pg2()
     with Cluster(4) as cluster:
-        for node in cluster.nodes:
-            cluster.rpc(node, nodefuns.start_pg2)
+        start_pg2_everywhere(cluster)
         _CLUSTER = cluster
         try:
             yield cluster
@@ -253,7 +242,7 @@ def reset(cluster: Cluster) -> None:
         seen = [cluster.rpc(node, nodefuns.snapshot) for node in live]
         return all(s is not None and s["groups"] == [] and s["locks"] == [] for s in seen)
 
-    wait_until(empty, SETTLE_TIMEOUT, "an empty pg2 and no locks on every node")
+    wait_until(empty, "an empty pg2 and no locks on every node")
 
 
 # == The state machine ===============================================================
@@ -280,8 +269,8 @@ class PG2Machine(RuleBasedStateMachine):
         return self.by_letter[data.draw(st.sampled_from(pool), label=label)]
 
     def write(self, node: str, fun: Callable[..., Any], *args: Any) -> Any:
-        """Run one pg2 write on ``node``; a write that takes WRITE_TIMEOUT is stuck and fails the test."""
-        return self.cluster.rpc(node, fun, *args, timeout=WRITE_TIMEOUT)
+        """Run one pg2 write on ``node``; a write that takes WRITE_DEADLINE is stuck and fails the test."""
+        return self.cluster.rpc(node, fun, *args, timeout=WRITE_DEADLINE)
 
     def count(self, name: str, detail: str | None = None) -> None:
         RULES[name] += 1
@@ -388,7 +377,7 @@ class PG2Machine(RuleBasedStateMachine):
         alone = self.model.side(node) == {node}
         self.count("crash_pg2", "alone on its side" if alone else "refilled by its side")
         old = self.cluster.rpc(node, nodefuns.crash_pg2)
-        self.cluster.rpc(node, nodefuns.restart_pg2_server, old, timeout=WRITE_TIMEOUT)
+        self.cluster.rpc(node, nodefuns.restart_pg2_server, old, timeout=WRITE_DEADLINE)
         self.model.crash_pg2(node)
 
     # -- the check after every step --------------------------------------------------------
@@ -397,15 +386,14 @@ class PG2Machine(RuleBasedStateMachine):
     def views_match_the_model(self) -> None:
         """Every live node settles on the model's view with no lock held; then sane and wsane hold."""
         live = sorted(self.model.up)
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while True:
+        wrong: list[str] = []  # what the last look found different from the model
+
+        def settled() -> dict[str, Any] | None:
             seen = {node: self.cluster.rpc(node, nodefuns.snapshot) for node in live}
-            wrong = [m for m in (self.model.mismatch(node, seen[node]) for node in live) if m is not None]
-            if not wrong:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the cluster did not settle on the model within {SETTLE_TIMEOUT} s: {wrong}")
-            time.sleep(0.01)  # polling interval of a deadline-bounded wait
+            wrong[:] = [m for m in (self.model.mismatch(node, seen[node]) for node in live) if m is not None]
+            return None if wrong else seen
+
+        seen = wait_until(settled, lambda: f"the cluster to settle on the model; still {wrong}")
         for node in live:
             assert seen[node]["sane"] == "ok", seen[node]["sane"]
         for side in [self.model.side(n) for n in live if n == min(self.model.side(n))]:

@@ -6,32 +6,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from support import DEADLINE, wait_until
 
 from repg2 import erlang, gen_server, kernel, rpc
+from repg2.testing import nodefuns
 
-pytestmark = pytest.mark.timeout(30)
-
-
-def raise_exit(reason: object) -> None:
-    """Exit with ``reason`` (erlang:exit/1)."""
-    erlang.exit(reason)
-
-
-def raise_value_error() -> None:
-    """Crash with a Python exception."""
-    raise ValueError("boom")
-
-
-def kill_self() -> None:
-    """Die by an untrappable exit signal before replying."""
-    erlang.exit(erlang.self(), "kill")
-    erlang.receive(lambda m: False)
-
-
-def wait_for(seconds: float) -> str:
-    """Answer after ``seconds``."""
-    erlang.sleep(seconds)
-    return "late"
+pytestmark = pytest.mark.timeout(60)
 
 
 def note(event: threading.Event) -> None:
@@ -53,28 +33,25 @@ def test_call_returns_the_value() -> None:
 
 def test_exit_in_fun_is_badrpc_exit() -> None:
     """An exit in the function comes back as {badrpc, {'EXIT', Reason}} (rpc:handle_call_call/6)."""
-    assert rpc.call(erlang.node(), raise_exit, ["bye"]) == ("badrpc", ("EXIT", "bye"))
+    assert rpc.call(erlang.node(), nodefuns.exit_with, ["bye"]) == ("badrpc", ("EXIT", "bye"))
 
 
 def test_exception_in_fun_is_badrpc_exit() -> None:
     """A Python exception comes back as ('badrpc', ('EXIT', exception)) (TRANSLATION_NOTES D29)."""
-    result = rpc.call(erlang.node(), raise_value_error, [])
+    result = rpc.call(erlang.node(), nodefuns.fail_with, [ValueError("boom")])
     assert result[0] == "badrpc" and result[1][0] == "EXIT" and isinstance(result[1][1], ValueError)
 
 
 def test_worker_killed_before_replying_is_badrpc() -> None:
     """A worker that dies without replying gives the caller {badrpc, {'EXIT', killed}} (rpc:handle_info/2)."""
-    assert rpc.call(erlang.node(), kill_self, []) == ("badrpc", ("EXIT", "killed"))
+    assert rpc.call(erlang.node(), nodefuns.kill_self, []) == ("badrpc", ("EXIT", "killed"))
 
 
 def test_timeout_is_badrpc_timeout_and_no_late_reply() -> None:
     """rpc:call/5 past its timeout answers {badrpc, timeout}; the late answer never reaches the caller."""
-    assert rpc.call(erlang.node(), wait_for, [0.3], 0.05) == ("badrpc", "timeout")
+    assert rpc.call(erlang.node(), nodefuns.sleep_then, [0.3, "late"], 0.05) == ("badrpc", "timeout")
     # rex forgets a worker once it has relayed its answer: wait for that, then look.
-    deadline = erlang._now() + 10
-    while gen_server.get_state(rpc.NAME):
-        assert erlang._now() < deadline
-        erlang.sleep(0.01)
+    wait_until(lambda: not gen_server.get_state(rpc.NAME), "rex to forget its worker")
     assert erlang.flush() == []
 
 
@@ -82,7 +59,7 @@ def test_cast_runs_the_function() -> None:
     """rpc:cast/4 returns true at once and runs the function on the node."""
     event = threading.Event()
     assert rpc.cast(erlang.node(), note, [event]) is True
-    assert event.wait(5)
+    assert event.wait(DEADLINE)
 
 
 def test_multicall_on_this_node() -> None:

@@ -25,7 +25,8 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect", reason="the shell tests drive a pty with pexpect (pip install pexpect)")
 
-from shell_driver import ROOT, Shell  # noqa: E402 - after the importorskip
+from shell_driver import ROOT, Shell, Shells  # noqa: E402 - after the importorskip
+from support import DEADLINE  # noqa: E402
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -44,22 +45,11 @@ def _unique(base: str) -> str:
 @pytest.fixture
 def shells(tmp_path: Path) -> Iterator[Callable[..., Shell]]:
     """Return a factory of shells; every shell still running at the end is killed and reaped."""
-    started: list[Shell] = []
-
-    def start(name: str, *args: str, cookie: str = COOKIE) -> Shell:
-        """Start one shell and wait for its first prompt."""
-        shell = Shell(name, cookie, *args, home=tmp_path)
-        started.append(shell)
-        return shell
-
-    try:
-        yield start
-    finally:
-        for shell in reversed(started):
-            shell.close()
+    with Shells(tmp_path) as started:
+        yield lambda name, *args, cookie=COOKIE: started.start(name, cookie, *args)
 
 
-def _cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
     """Run ``python -m repg2 ARGS`` without a terminal and capture its output."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
@@ -232,12 +222,12 @@ def test_node_that_cannot_start_says_why_in_one_line(shells: Callable[..., Shell
     """A taken name, or an address that is not this machine's, stops the shell at once with one line, status 1."""
     name = _unique("t")
     shells(name)
-    taken = _cli("shell", "--name", name, "--cookie", COOKIE, timeout=10)
+    taken = _cli("shell", "--name", name, "--cookie", COOKIE)
     assert taken.returncode == 1
     assert taken.stderr.count("\n") == 1
     assert "is taken on this host" in taken.stderr
 
-    elsewhere = _cli("shell", "--name", "x@192.0.2.1", "--cookie", COOKIE, timeout=10)  # TEST-NET-1: never ours
+    elsewhere = _cli("shell", "--name", "x@192.0.2.1", "--cookie", COOKIE)  # TEST-NET-1: never ours
     assert elsewhere.returncode == 1
     assert elsewhere.stderr.count("\n") == 1
     assert "is not an address of this machine" in elsewhere.stderr
@@ -253,7 +243,7 @@ def test_port_option_pins_the_node_port(shells: Callable[..., Shell]) -> None:
     assert f"listening on port {port}," in shell.seen
     assert shell.eval(f"dist.epmd_port_please('127.0.0.1', {name.split('@')[0]!r})") == port
 
-    second = _cli("shell", "--name", _unique("second"), "--cookie", COOKIE, "--port", str(port), timeout=10)
+    second = _cli("shell", "--name", _unique("second"), "--cookie", COOKIE, "--port", str(port))
     assert second.returncode == 1
     assert second.stderr.count("\n") == 1
     assert f"node port {port} is in use" in second.stderr
@@ -268,8 +258,8 @@ def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
     b.child.kill(signal.SIGTERM)
     # Generous deadlines, not timings: under coverage and a loaded machine the
     # stop (closing connections, writing coverage data) can take seconds.
-    b.wait_output(rf"node {b_name} stopped", timeout=30)
-    a.wait_output(rf"\[{a_name}\] nodedown {b_name}", since, timeout=30)
-    b.child.expect(pexpect.EOF, timeout=30)
+    b.wait_output(rf"node {b_name} stopped")
+    a.wait_output(rf"\[{a_name}\] nodedown {b_name}", since)
+    b.child.expect(pexpect.EOF, timeout=DEADLINE)
     b.child.close()
     assert b.child.exitstatus == 128 + signal.SIGTERM

@@ -12,92 +12,21 @@ before the supervisor is asked.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support import await_exit, down_reason, need_erlang, recv, wait_until
 
 from repg2 import erlang, gen_server, global_, kernel, rpc, supervisor
-from repg2.erlang import TIMEOUT, ErlangError, ExitError, Pid, Ref
+from repg2.erlang import ExitError, Pid
 from repg2.testing import otp
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("trap_exits")]
 
-WAIT = 10.0  # seconds: how long a test waits for something that must happen
 SUP = "test_supervisor_sup"
 
 
 # == Helpers ====================================================================
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.001)
-
-
-def is_down(ref: Ref) -> Callable[[Any], bool]:
-    """Match the ``'DOWN'`` message of monitor ``ref``."""
-    return lambda m: isinstance(m, tuple) and len(m) == 5 and m[:2] == ("DOWN", ref)
-
-
-def down_reason(ref: Ref) -> Any:
-    """Wait for the ``'DOWN'`` of ``ref`` and return its reason."""
-    msg = erlang.receive(is_down(ref), timeout=WAIT)
-    assert msg is not TIMEOUT, f"no 'DOWN' for {ref!r}"
-    return msg[4]
-
-
-def await_exit(pid: Pid) -> Any:
-    """Wait until ``pid`` has ended and its thread is gone (its exit signals delivered); return its reason."""
-    reason = down_reason(erlang.monitor("process", pid))
-    name = f"erlang{pid!r}"
-    wait_until(lambda: all(t.name != name for t in threading.enumerate()), f"thread of {pid!r} to end")
-    return reason
-
-
-def recover_test_process() -> Pid:
-    """If the test's own process was killed, take the pending ExitError now; return a live pid."""
-    try:
-        erlang.sleep(0)
-    except ExitError:
-        pass
-    return erlang.self()
-
-
-@pytest.fixture(autouse=True)
-def isolated_runtime():
-    """Let the test process trap exits; afterwards kill the test's processes and free its names."""
-    recover_test_process()
-    erlang.flush()
-    before = set(erlang.processes())
-    names = set(erlang.registered())
-    erlang.process_flag("trap_exit", True)
-    yield
-    me = recover_test_process()
-    erlang.process_flag("trap_exit", True)
-    spawned = [
-        p
-        for p in erlang.processes()
-        if p not in before and p != me and getattr(erlang._processes.get(p.id), "spawned", False)
-    ]
-    refs = [erlang.monitor("process", p) for p in spawned]
-    for pid in spawned:
-        erlang.exit(pid, "kill")
-    for ref in refs:
-        down_reason(ref)
-    for name in set(erlang.registered()) - names:
-        try:
-            erlang.unregister(name)
-        except ErlangError:
-            pass
-    erlang.flush()
-    erlang.process_flag("trap_exit", False)
 
 
 class Worker:
@@ -307,7 +236,7 @@ def test_exceeding_the_restart_intensity_shuts_the_supervisor_down(caplog):
         erlang.exit(new, "crash")  # second crash within the hour: too many
         assert down_reason(sup_ref) == "shutdown"
     assert down_reason(b_ref) == "shutdown"
-    assert erlang.receive(lambda m: m[:2] == ("EXIT", sup), timeout=WAIT) == ("EXIT", sup, "shutdown")
+    assert recv(lambda m: m[:2] == ("EXIT", sup)) == ("EXIT", sup, "shutdown")
     assert "intensity" in caplog.text
 
 
@@ -452,20 +381,14 @@ def test_count_children():
 # == Shutdown ===========================================================================
 
 
-def test_brutal_kill_kills_at_once():
-    """Shutdown brutal_kill: the child is killed with exit(Child, kill), even if it traps exits."""
-    start_sup(("test_sup_s", (start_stubborn, []), "permanent", "brutal_kill", "worker", []))
-    pid = child_pid("test_sup_s")
-    ref = erlang.monitor("process", pid)
-    assert supervisor.terminate_child(SUP, "test_sup_s") == "ok"
-    assert down_reason(ref) == "killed"
+@pytest.mark.parametrize("shutdown", ["brutal_kill", 0.05], ids=["brutal_kill", "timeout"])
+def test_a_child_that_ignores_shutdown_is_killed(shutdown: Any) -> None:
+    """Shutdown brutal_kill kills the child with exit(Child, kill) at once; shutdown T kills it once T has passed.
 
-
-def test_shutdown_timeout_kills_a_child_that_does_not_stop():
-    """Shutdown T: a child still alive T seconds after exit(Child, shutdown) is killed."""
-    start_sup(("test_sup_s", (start_stubborn, []), "permanent", 0.05, "worker", []))
-    pid = child_pid("test_sup_s")
-    ref = erlang.monitor("process", pid)
+    The child traps exits and ignores ``shutdown``, so either way it ends ``killed``.
+    """
+    start_sup(("test_sup_s", (start_stubborn, []), "permanent", shutdown, "worker", []))
+    ref = erlang.monitor("process", child_pid("test_sup_s"))
     assert supervisor.terminate_child(SUP, "test_sup_s") == "ok"
     assert down_reason(ref) == "killed"
 
@@ -534,7 +457,7 @@ def test_kernel_safe_sup_outlives_the_process_that_booted_it(no_kernel):
     """kernel_safe_sup is not linked to whoever booted it: the booting process may die."""
     me = erlang.self()
     booter, ref = erlang.spawn_monitor(lambda: erlang.send(me, ("booted", kernel.boot())) and erlang.exit("crash"))
-    sup = erlang.receive(lambda m: m[0] == "booted", timeout=WAIT)[1]
+    sup = recv(lambda m: m[0] == "booted")[1]
     assert down_reason(ref) == "crash"
     assert erlang.is_process_alive(sup) and kernel.boot() == sup
 
@@ -591,9 +514,7 @@ def test_killed_kernel_server_is_restarted(name, no_kernel):
 @pytest.mark.parametrize("name", ["rex", "global_name_server"])
 def test_otp_halts_the_node_when_a_kernel_server_dies(name):
     """In real OTP 25 the same kill halts the node: kernel_sup's intensity is 0 (why D32 is a divergence)."""
-    reason = otp.erl_missing_reason()
-    if reason:
-        pytest.fail(reason) if otp.in_ci() else pytest.skip(reason)
+    need_erlang()
     result = otp.eval_erl(f'exit(whereis({name}), kill), timer:sleep(5000), io:format("still running~n"), init:stop().')
     assert result.returncode != 0
     assert "still running" not in result.stdout

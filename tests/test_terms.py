@@ -99,12 +99,74 @@ def test_bool_is_an_atom_not_a_number() -> None:
     assert exact_key(True) != exact_key(1)
 
 
-def test_pids_and_refs_order_by_node_id_creation() -> None:
-    """Pids order among themselves by (node, id, creation), refs likewise."""
-    pids = [erlang.Pid("b@h", 1, 2), erlang.Pid("a@h", 9, 1), erlang.Pid("b@h", 1, 1), erlang.Pid("a@h", 2, 5)]
-    assert sorted(pids, key=term_key) == sorted(pids, key=lambda p: p._key())
-    refs = [erlang.Ref("b@h", 1, 0), erlang.Ref("a@h", 2, 0)]
-    assert sorted(refs, key=term_key) == [refs[1], refs[0]]
+def test_pids_order_by_serial_number_node_creation_and_refs_by_node_creation_words() -> None:
+    """OTP 25's order: pids by serial, number, node, creation; refs by node, creation, then words from the last."""
+    serial_1 = 1 << 32  # a pid's id is Serial << 32 | Number
+    pids = [
+        erlang.Pid("a@h", serial_1 | 1, 1),  # <a@h.1.1>: a higher serial sorts after any number
+        erlang.Pid("b@h", 2, 1),
+        erlang.Pid("b@h", 1, 2),
+        erlang.Pid("a@h", 2, 5),
+        erlang.Pid("b@h", 1, 1),
+    ]
+    assert sorted(pids, key=term_key) == [pids[4], pids[2], pids[3], pids[1], pids[0]]
+    assert sorted(pids, key=term_key) == sorted(pids, key=lambda p: p._key()) == sorted(pids)
+    refs = [erlang.Ref("b@h", 1, 0), erlang.Ref("a@h", 2, 1), erlang.Ref("a@h", 1 << 64, 0), erlang.Ref("a@h", 2, 0)]
+    assert sorted(refs, key=term_key) == [refs[3], refs[2], refs[1], refs[0]]
+    assert erlang.Ref("a@h", 7, 1, n_words=1) == erlang.Ref("a@h", 7, 1, n_words=5)  # missing words count as 0
+
+
+# The pids and refs OTP 25 sorts in test_pid_and_ref_order_is_otp_25s: each
+# field varied alone and together, the pids of the Erlang node itself, and
+# pids and refs of a node named like this one (PY_NODE), which decode as
+# local pids here.
+PY_NODE, PY_CREATION = "py@127.0.0.1", 7777
+_ERLANG_SORT = f"""
+    Pid = fun(N, Num, Ser, Cre) ->
+        B = atom_to_binary(N, utf8),
+        binary_to_term(<<131, 88, 119, (byte_size(B)), B/binary, Num:32, Ser:32, Cre:32>>) end,
+    Ref = fun(N, Cre, Ws) ->
+        B = atom_to_binary(N, utf8),
+        binary_to_term(<<131, 90, (length(Ws)):16, 119, (byte_size(B)), B/binary, Cre:32,
+                         (<< <<W:32>> || W <- Ws >>)/binary>>) end,
+    Nodes = [{{aa@h, 1}}, {{aa@h, 2}}, {{ab@h, 1}}, {{b@h, 1}}, {{zz@h, 1}},
+             {{'{PY_NODE}', {PY_CREATION}}}, {{'{PY_NODE}', {PY_CREATION + 1}}}],
+    Pids = [Pid(N, Num, Ser, C) || {{N, C}} <- Nodes,
+            {{Num, Ser}} <- [{{0, 0}}, {{1, 0}}, {{2, 0}}, {{1, 1}}, {{40000, 0}}, {{0, 2}}, {{32767, 8191}}, {{5, 70000}}]]
+        ++ [self(), Pid(node(), 1, 0, erlang:system_info(creation)), Pid(node(), 0, 1, erlang:system_info(creation))],
+    Refs = [Ref(N, C, Ws) || {{N, C}} <- Nodes,
+            Ws <- [[1, 0, 0], [1], [0, 1], [2, 0, 0], [0, 0, 1], [7, 7, 7, 7, 0], [0, 0, 0, 0, 1], [], [5, 5]]]
+        ++ [make_ref(), make_ref()],
+    Terms = lists:reverse(Pids) ++ Refs,
+    Sorted = lists:sort(Terms),
+    Equal = [A == B || {{A, B}} <- lists:zip(lists:droplast(Sorted), tl(Sorted))],
+    io:format("~s~n~s~n~w~n", [binary:encode_hex(term_to_binary(Terms, [{{minor_version, 2}}])),
+                               binary:encode_hex(term_to_binary(Sorted, [{{minor_version, 2}}])), Equal])
+"""
+
+
+def test_pid_and_ref_order_is_otp_25s() -> None:
+    """A real OTP 25 node and term_key sort the same pids and refs alike, local ones included."""
+    from support import run_erl
+
+    from repg2.external import binary_to_term
+
+    unsorted_hex, sorted_hex, equal_text = run_erl(_ERLANG_SORT).split()
+    saved = (erlang._identity.name, erlang._identity.creation)
+    erlang._set_identity(PY_NODE, PY_CREATION)
+    try:
+        terms, erlang_sorted = binary_to_term(bytes.fromhex(unsorted_hex)), binary_to_term(bytes.fromhex(sorted_hex))
+        assert any(isinstance(t, erlang.Pid) and t.is_local() for t in terms)  # PY_NODE's pids are ours here
+        ours = sorted(terms, key=term_key)
+        assert ours == erlang_sorted
+        # Equal neighbours (refs whose extra words are 0) are equal here too, and only they.
+        erlang_equal = [flag == "true" for flag in equal_text.strip("[]").split(",")]
+        assert [term_eq(a, b) for a, b in zip(ours, ours[1:], strict=False)] == erlang_equal
+        assert any(erlang_equal)
+        pids = [t for t in terms if isinstance(t, erlang.Pid)]
+        assert sorted(pids) == [t for t in erlang_sorted if isinstance(t, erlang.Pid)]
+    finally:
+        erlang._set_identity(*saved)
 
 
 def test_local_pid_key_follows_node_rename() -> None:

@@ -9,14 +9,14 @@ conditions with deadlines, never on fixed sleeps.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from support import recv, wait_until
 
 from repg2 import erlang, net_kernel, pg2
 from repg2.erlang import Pid, Ref
-from repg2.testing import Cluster, member_loop, stop_pg2
+from repg2.testing import Cluster, member_loop
 from repg2.tools import trace
 from repg2.tools.drawing import format_term
 from repg2.tools.trace import Event, Tracer, tag_of
@@ -26,31 +26,11 @@ pytestmark = pytest.mark.timeout(60)
 GNS = "global_name_server"
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll until ``condition()`` holds, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.005)
-
-
-@pytest.fixture
-def fresh() -> Iterator[None]:
-    """A fresh pg2 on this node, and no trace hook left behind by the test."""
-    stop_pg2()
+@pytest.fixture(autouse=True)
+def no_trace_hook_left() -> Iterator[None]:
+    """Take out any trace hook a test left behind, so the runtime runs untraced afterwards."""
     yield
-    stop_pg2()
     erlang._set_trace_hook(None)
-
-
-@pytest.fixture
-def cluster3(fresh: None) -> Iterator[Cluster]:
-    """Three nodes, this one (a), b and c, with pg2 started on every node first."""
-    with Cluster(3) as cluster:
-        for node in cluster.nodes:
-            assert cluster.rpc(node, pg2.start)[0] == "ok"
-        yield cluster
 
 
 # == Across three nodes ===========================================================================
@@ -58,13 +38,13 @@ def cluster3(fresh: None) -> Iterator[Cluster]:
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_join_across_three_nodes_is_traced(cluster3: Cluster, tmp_path) -> None:
+def test_join_across_three_nodes_is_traced(pg2_cluster3: Cluster, tmp_path) -> None:
     """A join takes the lock on the three global servers, calls the three pg2 servers, and releases."""
-    nodes = cluster3.nodes
+    nodes = pg2_cluster3.nodes
     me = erlang.self()
     assert pg2.create("traced") == "ok"
-    member = cluster3.spawn(nodes[1], member_loop)
-    with Tracer(cluster3, [GNS, "pg2", me], aliases={me: "caller"}) as tracer:
+    member = pg2_cluster3.spawn(nodes[1], member_loop)
+    with Tracer(pg2_cluster3, [GNS, "pg2", me], aliases={me: "caller"}) as tracer:
         assert pg2.join("traced", member) == "ok"
     tr = tracer.trace
     assert tr is not None and not tr.missing and not tr.dropped
@@ -101,39 +81,39 @@ def test_join_across_three_nodes_is_traced(cluster3: Cluster, tmp_path) -> None:
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_create_of_an_existing_group_sends_nothing(cluster3: Cluster) -> None:
+def test_create_of_an_existing_group_sends_nothing(pg2_cluster3: Cluster) -> None:
     """pg2:create/1 of a group this node knows reads its own table and sends no message at all."""
     me = erlang.self()
     assert pg2.create("known") == "ok"
-    with Tracer(cluster3, [GNS, "pg2", me]) as tracer:
+    with Tracer(pg2_cluster3, [GNS, "pg2", me]) as tracer:
         assert pg2.create("known") == "ok"
         assert pg2.get_members("known") == []
     assert tracer.trace is not None and tracer.trace.messages == []
     assert "(no messages)" in tracer.trace.log()
     # Every traced server still gets a lifeline in the (empty) picture.
-    assert len(tracer.trace.watched) == 2 * len(cluster3.nodes) + 1
+    assert len(tracer.trace.watched) == 2 * len(pg2_cluster3.nodes) + 1
 
 
 @pytest.mark.distributed
 @pytest.mark.timeout(120)
-def test_tracing_off_leaves_no_hook_on_any_node(cluster3: Cluster) -> None:
+def test_tracing_off_leaves_no_hook_on_any_node(pg2_cluster3: Cluster) -> None:
     """Before start and after stop, no node's message path has a hook; in between, every node's has."""
-    nodes = cluster3.nodes
+    nodes = pg2_cluster3.nodes
     assert erlang._trace_hook is None
-    assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
-    tracer = Tracer(cluster3, ["pg2"]).start()
+    assert [pg2_cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
+    tracer = Tracer(pg2_cluster3, ["pg2"]).start()
     try:
-        assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [True] * 3
+        assert [pg2_cluster3.rpc(n, trace.is_tracing) for n in nodes] == [True] * 3
     finally:
         tracer.stop()
-    assert [cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
+    assert [pg2_cluster3.rpc(n, trace.is_tracing) for n in nodes] == [False] * 3
     assert erlang._trace_hook is None
 
 
 # == On this node ===================================================================================
 
 
-def test_local_join_is_three_calls_and_three_replies(fresh: None) -> None:
+def test_local_join_is_three_calls_and_three_replies(fresh_pg2: list[Pid]) -> None:
     """On a lone node a join is set_lock, join and del_lock to the local servers, each answered."""
     pg2.start()
     me = erlang.self()
@@ -156,7 +136,7 @@ def test_local_join_is_three_calls_and_three_replies(fresh: None) -> None:
     erlang.exit(member, "kill")
 
 
-def test_a_member_death_shows_as_down_from_the_runtime_with_its_reason(fresh: None) -> None:
+def test_a_member_death_shows_as_down_from_the_runtime_with_its_reason(fresh_pg2: list[Pid]) -> None:
     """The pg2 server's 'DOWN' for a dead member is drawn from the runtime of the member's node, labelled with its reason."""
     pg2.start()
     member = erlang.spawn(member_loop)
@@ -164,7 +144,7 @@ def test_a_member_death_shows_as_down_from_the_runtime_with_its_reason(fresh: No
     assert pg2.join("mortal", member) == "ok"
     with Tracer(None, ["pg2"], aliases={member: "alice"}) as tracer:
         erlang.exit(member, "kill")
-        wait_until(lambda: pg2.get_members("mortal") == [])
+        wait_until(lambda: pg2.get_members("mortal") == [], "pg2 to see the member die")
     tr = tracer.trace
     assert tr is not None
     downs = tr.find("DOWN", receiver="pg2")
@@ -176,7 +156,7 @@ def test_a_member_death_shows_as_down_from_the_runtime_with_its_reason(fresh: No
     assert "DOWN (killed)" in svg and ">runtime</text>" in svg  # the runtime has a lifeline of its own
 
 
-def test_nodeup_from_net_kernel_comes_from_the_runtime_but_a_self_sent_one_does_not(fresh: None) -> None:
+def test_nodeup_from_net_kernel_comes_from_the_runtime_but_a_self_sent_one_does_not(isolated_runtime: None) -> None:
     """A nodeup that net_kernel hands out is the runtime's; one a process sends itself (as pg2:init/1 does) is its own."""
     me = erlang.self()
     assert net_kernel.monitor_nodes(True) == "ok"
@@ -184,8 +164,8 @@ def test_nodeup_from_net_kernel_comes_from_the_runtime_but_a_self_sent_one_does_
         with Tracer(None, [me], aliases={me: "me"}) as tracer:
             net_kernel._nodeup("x@h")  # the delivery runs on this very process's thread
             erlang.send(me, ("nodeup", "y@h"))
-            assert erlang.receive(lambda m: m == ("nodeup", "x@h"), timeout=1) == ("nodeup", "x@h")
-            assert erlang.receive(lambda m: m == ("nodeup", "y@h"), timeout=1) == ("nodeup", "y@h")
+            assert recv(lambda m: m == ("nodeup", "x@h"), "net_kernel's nodeup") == ("nodeup", "x@h")
+            assert recv(lambda m: m == ("nodeup", "y@h"), "the self-sent nodeup") == ("nodeup", "y@h")
     finally:
         net_kernel.monitor_nodes(False)
     tr = tracer.trace
@@ -196,7 +176,7 @@ def test_nodeup_from_net_kernel_comes_from_the_runtime_but_a_self_sent_one_does_
     assert self_sent.label == "nodeup (y)" and not self_sent.from_runtime and self_sent.sender == me
 
 
-def test_tracing_off_adds_no_hook(fresh: None) -> None:
+def test_tracing_off_adds_no_hook(fresh_pg2: list[Pid]) -> None:
     """Without a tracer the runtime's hook is None; a tracer plugs it in and takes it out again."""
     assert erlang._trace_hook is None and not trace.is_tracing()
     tracer = Tracer(None, ["pg2"]).start()
@@ -205,27 +185,27 @@ def test_tracing_off_adds_no_hook(fresh: None) -> None:
     assert erlang._trace_hook is None and not trace.is_tracing()
 
 
-def test_untraced_processes_are_not_recorded(fresh: None) -> None:
+def test_untraced_processes_are_not_recorded(fresh_pg2: list[Pid]) -> None:
     """Messages between processes that are not traced leave no record."""
     me = erlang.self()
     with Tracer(None, ["pg2"]) as tracer:
         erlang.send(me, "hello")
-        assert erlang.receive(timeout=1) == "hello"
+        assert recv() == "hello"
     assert tracer.trace is not None and tracer.trace.messages == []
 
 
-def test_all_traces_every_process(fresh: None) -> None:
+def test_all_traces_every_process(fresh_pg2: list[Pid]) -> None:
     """``'all'`` traces every process, as dbg:p(all, m): a message between two unnamed processes is kept."""
     me = erlang.self()
     with Tracer(None, ["all"], aliases={me: "me"}) as tracer:
         erlang.send(me, ("ping", 1))
-        assert erlang.receive(timeout=1) == ("ping", 1)
+        assert recv() == ("ping", 1)
     assert tracer.trace is not None
     (m,) = tracer.trace.find("ping")
     assert m.sender == me and m.receiver == me and tracer.trace.who(me) == "me@nonode"
 
 
-def test_the_picture_renders_to_svg_and_png(fresh: None, tmp_path) -> None:
+def test_the_picture_renders_to_svg_and_png(fresh_pg2: list[Pid], tmp_path) -> None:
     """The sequence diagram saves as SVG and PNG; the same trace saves to the same SVG twice."""
     pg2.start()
     me = erlang.self()

@@ -5,7 +5,7 @@ kept apart from any one of them:
 
 - :func:`format_term` prints a term as an Erlang shell would
   (``{join,chat,<b.42.0>}``), with pids and references in the project's one
-  notation (``<node.id.0>``, ``#Ref<node.id>``: the short node name stands
+  notation (``<node.number.serial>``, ``#Ref<node.words>``: the short node name stands
   where Erlang prints a node index). The tracer's log and labels, the
   ``pg2_table`` view of :mod:`repg2.examples.tables` and the notebooks use it.
 - :class:`Picture` wraps a matplotlib figure so that it shows itself in
@@ -46,7 +46,7 @@ def format_term(term: Any, limit: int | None = None) -> str:
 
     Strings are atoms (the project's convention), quoted when Erlang would
     quote them; tuples are ``{}``, lists ``[]``, booleans ``true``/``false``.
-    A pid prints as ``<node.id.0>`` and a reference as ``#Ref<node.id>``:
+    A pid prints as ``<node.number.serial>`` and a reference as ``#Ref<node.words>``:
     the short node name stands where Erlang prints a node index. With
     ``limit``, the text is cut to that many characters, ending in ``...``.
     """
@@ -63,9 +63,12 @@ def _term(term: Any) -> str:
     if isinstance(term, str):
         return term if _BARE_ATOM.match(term) else "'" + term.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(term, Pid):
-        return f"<{short_node(term.node)}.{term.id}.0>"
-    if isinstance(term, Ref):
-        return f"#Ref<{short_node(term.node)}.{term.id}>"
+        return f"<{short_node(term.node)}.{term.number}.{term.serial}>"
+    if isinstance(term, Ref):  # its words, last first, without the zero words on top: #Ref<a.9>
+        words = list(term.words) or [0]
+        while len(words) > 1 and words[-1] == 0:
+            words.pop()
+        return f"#Ref<{short_node(term.node)}.{'.'.join(map(str, reversed(words)))}>"
     if isinstance(term, tuple):
         return "{" + ",".join(_term(t) for t in term) + "}"
     if isinstance(term, list):

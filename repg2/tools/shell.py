@@ -459,18 +459,16 @@ def _local_names() -> dict[Pid, str]:
 
 
 def _term_text(term: Any) -> str:
-    """Show a term as Python shows it, but with short pids and refs.
+    """Show a term as Python shows it, but with short refs.
 
-    A remote pid's full repr carries the 32-bit creation of its node
-    (``<b@10.0.0.2.8.2960272658>``); on a projected screen ``<b@10.0.0.2.8>``
-    says the same.
+    A pid prints as its repr (``<b@10.0.0.2.8.0>``: node, number, serial); a
+    ref only by its lowest word (``#Ref<22>``), which tells apart the refs
+    of one session on a projected screen.
     """
     match term:
-        case Pid() if term.is_local():
+        case Pid():
             return repr(term)
-        case Pid():  # <b@host.8.2960272658>: drop the creation
-            return repr(term).rsplit(".", 1)[0] + ">"
-        case erlang.Ref():  # #Ref<a@host.22>: keep the number
+        case erlang.Ref():  # #Ref<a@host.0.0.22>: keep the number
             return "#Ref<" + repr(term).rsplit(".", 1)[-1]
         case tuple():
             inner = ", ".join(_term_text(t) for t in term)

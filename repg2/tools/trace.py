@@ -49,7 +49,7 @@ with a traced send and drops the rest.
 Timestamps are wall-clock seconds (``time.time``), comparable between the
 nodes of one host; the log and the picture show milliseconds since
 :meth:`Tracer.start`. Terms are printed in Erlang syntax (``{join,chat,<b.42.0>}``)
-by :func:`repg2.tools.drawing.format_term`; a pid prints as ``<node.id.0>``, the
+by :func:`repg2.tools.drawing.format_term`; a pid prints as ``<node.number.serial>``, the
 short node name standing where Erlang prints a node index. The diagram is a
 :class:`repg2.tools.drawing.Picture`.
 
@@ -628,7 +628,7 @@ def _build(
     return Trace(nodes, messages, kept, names, dict(aliases), order, t0, dropped, missing, watched)
 
 
-# == Labels: what the diagram writes on an arrow ================================================
+# == Labels: what the diagram writes on an arrow =========================================
 
 
 def _is_tag(term: Any) -> bool:
