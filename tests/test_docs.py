@@ -137,3 +137,111 @@ def test_join_pictures_are_in_the_page(built: Path) -> None:
         srcs = re.findall(rf'src="([^"]*{name}\.svg)"', page)
         assert srcs, f"{name}.svg is not on the page"
         assert (built / srcs[0]).is_file(), srcs[0]
+
+
+def _toctree_pages(page: str) -> list[str]:
+    """Return the pages a built page's toctrees list at their first level, in order."""
+    blocks = re.findall(r'<div class="toctree-wrapper compound">(.*?)</div>', page, re.S)
+    return [
+        href
+        for block in blocks
+        for href in re.findall(r'<li class="toctree-l1"><a class="reference internal" href="([^"#]*)"', block)
+    ]
+
+
+def test_the_front_page_follows_the_learners_order(built: Path) -> None:
+    """The book runs: what pg2 is, notebooks 01-02, the join with 03, guarantees with 04, 05, reading, performance."""
+    pages = _toctree_pages((built / "index.html").read_text(encoding="utf-8"))
+    learner = [
+        "what-is-pg2.html",
+        "notebooks/01-process-groups.html",
+        "notebooks/02-inside-pg2-table.html",
+        "how-a-join-travels.html",
+        "notebooks/03-a-join-across-three-nodes.html",
+        "guarantees.html",
+        "notebooks/04-failures-and-healing.html",
+        "notebooks/05-pubsub-chat.html",
+        "reading-guide.html",
+        "reading-erlang.html",
+        "tour/index.html",
+        "performance.html",
+        "notebooks/06-performance.html",
+    ]
+    assert [p for p in pages if p in learner] == learner, pages
+    assert pages.index("notebooks/06-performance.html") < pages.index("workshop.html")
+
+
+def test_the_tour_starts_at_pg2_then_reads_the_foundations(built: Path) -> None:
+    """The tour's first page is pg2; the runtime, ETS, gen_server, supervision, nodes and locks follow."""
+    pages = _toctree_pages((built / "tour" / "index.html").read_text(encoding="utf-8"))
+    assert pages[:7] == [
+        "pg2.html",
+        "erlang.html",
+        "terms-ets.html",
+        "gen-server.html",
+        "supervisor-kernel.html",
+        "distribution.html",
+        "global.html",
+    ], pages
+
+
+def test_the_reading_guide_gives_the_originals_the_side_by_side_tool_and_the_syntax_page(built: Path) -> None:
+    """The reading guide links pg2.erl at OTP-18.3 and pg.erl at OTP-25.2.3, shows xref --side-by-side, links the syntax page."""
+    page = (built / "reading-guide.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))  # code blocks are highlighted: one span per token
+    assert 'href="https://github.com/erlang/otp/blob/OTP-18.3/lib/kernel/src/pg2.erl"' in page
+    assert 'href="https://github.com/erlang/otp/blob/OTP-25.2.3/lib/kernel/src/pg.erl"' in page
+    assert "python -m repg2 xref --side-by-side pg2.erl --html pg2.html" in text
+    assert 'href="reading-erlang.html"' in page
+
+
+def test_the_erlang_syntax_page_sets_each_construct_beside_our_python(built: Path) -> None:
+    """'Reading Erlang' covers the constructs of pg2.erl, each with Erlang highlighted beside Python quoted from repg2."""
+    page = (built / "reading-erlang.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for construct in [
+        "Atoms and variables",
+        "Records and #state{}",
+        "?MODULE",
+        "-spec and -type",
+        "Guards: when",
+        "andalso and orelse",
+        "List comprehensions",
+        "--: list subtraction",
+        "try ... of ... catch",
+        "catch Expr",
+        "ETS match patterns: '$1' and '_'",
+        "receive ... after",
+        "{Name, Node} ! Msg",
+    ]:
+        assert construct in text, construct
+    pairs = page.count('class="side-by-side')
+    assert pairs >= 15, pairs
+    assert page.count("highlight-erlang") >= pairs and page.count("highlight-python") >= pairs
+    # The Python is quoted from the source at build time: lines of repg2/pg2.py appear as they are.
+    source = (DOCS.parent / "repg2" / "pg2.py").read_text(encoding="utf-8")
+    for quoted in ["for pid in _subtract(members, group_members(name)):", "if ets.is_pattern_atom(name):"]:
+        assert quoted in source and quoted in text, quoted
+    assert "D33" in text and "D6" in text
+
+
+def test_the_notebooks_page_lists_every_notebook(built: Path) -> None:
+    """The notebooks page has a row, with a working link, for each notebook, 06 included."""
+    page = (built / "notebooks.html").read_text(encoding="utf-8")
+    notebooks = sorted(p.stem for p in (DOCS.parent / "notebooks").glob("[0-9]*.ipynb"))
+    assert "06-performance" in notebooks
+    for stem in notebooks:
+        assert f'href="notebooks/{stem}.html"' in page, stem
+        assert (built / "notebooks" / f"{stem}.html").is_file(), stem
+
+
+def test_the_readme_points_to_the_originals_the_book_and_one_install_per_purpose() -> None:
+    """The README keeps its Quickstart, links pg2.erl at OTP-18.3, shows xref --side-by-side, names the extras."""
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert "pip install -e '.[test]' && python -m repg2 demo\npython -m pytest --cov --cov-report=term\n" in readme
+    assert "https://github.com/erlang/otp/blob/OTP-18.3/lib/kernel/src/pg2.erl" in readme
+    assert "python -m repg2 xref --side-by-side pg2.erl --html pg2.html" in readme
+    for command in ["pip install -e .`", "pip install -e '.[notebooks]' jupyterlab", "pip install -e '.[docs]'"]:
+        assert command in readme, command
+    for where in ["docs/workshop.md", "notebooks/README.md", "python -m repg2 shell", "sphinx-build -W"]:
+        assert where in readme, where

@@ -6,7 +6,9 @@ compared: they hold pids and timings). The kernel is this interpreter's
 (``kernel_name='python3'``: jupyter_client starts a ``python`` kernel with
 ``sys.executable``), so it imports this checkout's ``repg2``. A failing cell
 fails the test with the cell's source and the error, ANSI colours removed.
-Each notebook must finish within a minute.
+Each notebook must finish within a minute. The stored notebooks are
+checked too: each comes from one run from top to bottom, each of 01 to 05
+has its "predict, then run" exercise, and 06 measures only when asked.
 """
 
 from __future__ import annotations
@@ -60,3 +62,40 @@ def test_notebook_runs(path: Path) -> None:
         pytest.fail(f"{path.name} failed:\n{ANSI.sub('', str(exc))}", pytrace=False)
     took = time.monotonic() - started
     assert took < NOTEBOOK_BUDGET, f"{path.name} took {took:.1f} s, more than {NOTEBOOK_BUDGET} s"
+
+
+@pytest.mark.parametrize("prefix", ["01", "02", "03", "04", "05"])
+def test_each_walkthrough_ends_with_a_predict_then_run_exercise(prefix: str) -> None:
+    """Notebooks 01-05 each have an exercise: a question, a cell to run (output folded), the answer folded away."""
+    (path,) = NOTEBOOKS.glob(f"{prefix}-*.ipynb")
+    cells = nbformat.read(path, as_version=4).cells
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "predict, then run" in c.source]
+    assert len(starts) == 1, f"{path.name}: {len(starts)} exercises"
+    question, run, answer = cells[starts[0] : starts[0] + 3]
+    assert "?" in question.source
+    assert run.cell_type == "code" and run.source.strip()
+    assert "hide-output" in run.metadata.get("tags", []), "the stored output would give the answer away in the docs"
+    assert answer.cell_type == "markdown"
+    assert answer.source.startswith("<details><summary>Answer</summary>") and answer.source.rstrip().endswith(
+        "</details>"
+    )
+
+
+def test_the_performance_notebook_reads_the_committed_run_and_measures_only_when_asked() -> None:
+    """Notebook 06 draws from docs/_static/bench/bench.json, and its live run is guarded by REPG2_LIVE_BENCH."""
+    (path,) = NOTEBOOKS.glob("06-*.ipynb")
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert '"docs" / "_static" / "bench" / "bench.json"' in code
+    assert (NOTEBOOKS.parent / "docs" / "_static" / "bench" / "bench.json").is_file()
+    assert 'os.environ.get("REPG2_LIVE_BENCH") == "1"' in code
+    assert code.count("bench.run(") == 1 and "if LIVE:" in code
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9]*.ipynb")), ids=lambda p: p.stem)
+def test_the_stored_notebook_was_run_from_top_to_bottom(path: Path) -> None:
+    """Every code cell has a stored run, in order, and no stored error: outputs come from one execution."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    counts = [c.execution_count for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), f"{path.name}: execution counts {counts}"
+    errors = [c.id for c in cells for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{path.name}: stored errors in {errors}"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from support import recv, wait_until
 
-from repg2 import erlang, pg2
+from repg2 import erlang, net_kernel, pg2
 from repg2.erlang import Pid, Ref
 from repg2.testing import Cluster, member_loop
 from repg2.tools import trace
@@ -136,8 +136,8 @@ def test_local_join_is_three_calls_and_three_replies(fresh_pg2: list[Pid]) -> No
     erlang.exit(member, "kill")
 
 
-def test_a_member_death_shows_as_down_from_the_member(fresh_pg2: list[Pid]) -> None:
-    """The pg2 server's 'DOWN' for a dead member is drawn as coming from that member."""
+def test_a_member_death_shows_as_down_from_the_runtime_with_its_reason(fresh_pg2: list[Pid]) -> None:
+    """The pg2 server's 'DOWN' for a dead member is drawn from the runtime of the member's node, labelled with its reason."""
     pg2.start()
     member = erlang.spawn(member_loop)
     assert pg2.create("mortal") == "ok"
@@ -148,8 +148,32 @@ def test_a_member_death_shows_as_down_from_the_member(fresh_pg2: list[Pid]) -> N
     tr = tracer.trace
     assert tr is not None
     downs = tr.find("DOWN", receiver="pg2")
-    assert len(downs) == 1 and downs[0].sender == member
-    assert tr.label(downs[0].sender) == "alice"
+    assert len(downs) == 1 and downs[0].from_runtime and downs[0].sender is None
+    assert downs[0].label == "DOWN (killed)" and downs[0].sender_node == member.node
+    assert tr.find("DOWN", sender="runtime") == downs
+    assert tr.sender_of(downs[0]) == "runtime@nonode" and "runtime@nonode" in tr.log()
+    svg = tr.diagram().svg()
+    assert "DOWN (killed)" in svg and ">runtime</text>" in svg  # the runtime has a lifeline of its own
+
+
+def test_nodeup_from_net_kernel_comes_from_the_runtime_but_a_self_sent_one_does_not(isolated_runtime: None) -> None:
+    """A nodeup that net_kernel hands out is the runtime's; one a process sends itself (as pg2:init/1 does) is its own."""
+    me = erlang.self()
+    assert net_kernel.monitor_nodes(True) == "ok"
+    try:
+        with Tracer(None, [me], aliases={me: "me"}) as tracer:
+            net_kernel._nodeup("x@h")  # the delivery runs on this very process's thread
+            erlang.send(me, ("nodeup", "y@h"))
+            assert recv(lambda m: m == ("nodeup", "x@h"), "net_kernel's nodeup") == ("nodeup", "x@h")
+            assert recv(lambda m: m == ("nodeup", "y@h"), "the self-sent nodeup") == ("nodeup", "y@h")
+    finally:
+        net_kernel.monitor_nodes(False)
+    tr = tracer.trace
+    assert tr is not None
+    by_net_kernel, self_sent = tr.messages
+    assert by_net_kernel.label == "nodeup (x)" and by_net_kernel.from_runtime
+    assert tr.sender_of(by_net_kernel) == "runtime@nonode"
+    assert self_sent.label == "nodeup (y)" and not self_sent.from_runtime and self_sent.sender == me
 
 
 def test_tracing_off_adds_no_hook(fresh_pg2: list[Pid]) -> None:
@@ -265,6 +289,70 @@ def test_a_send_by_name_pairs_with_the_receipt_of_that_name() -> None:
     assert tr.who(m.receiver) == "pg2@b"
 
 
+def test_the_runtime_that_made_a_down_is_the_dead_process_node_or_for_noconnection_the_receiver() -> None:
+    """A 'DOWN' comes from the dead process's node, a 'noconnection' one and a nodedown from the receiver's own node."""
+    dead, watcher = Pid(B, 5, 1), Pid(A, 1, 1)
+    killed = ("DOWN", Ref(A, 3), "process", dead, "killed")
+    lost = ("DOWN", Ref(A, 4), "process", dead, "noconnection")
+    events = [
+        event("receive", A, 1.0, None, watcher, killed, seq=0),
+        event("receive", A, 2.0, None, watcher, lost, seq=1),
+        event("receive", A, 3.0, None, watcher, ("nodedown", B), seq=2),
+        event("receive", A, 4.0, None, watcher, ("EXIT", dead, "normal"), seq=3),
+    ]
+    tr = trace._build(events, [A, B], 0.0, {}, {watcher: "w"}, [], 0, [])
+    assert [m.label for m in tr.messages] == ["DOWN (killed)", "DOWN (noconnection)", "nodedown (b)", "EXIT (normal)"]
+    assert all(m.from_runtime and m.sender is None for m in tr.messages)
+    assert [tr.sender_of(m) for m in tr.messages] == ["runtime@b", "runtime@a", "runtime@a", "runtime@b"]
+    # In the picture each comes from the runtime lifeline of its node, and no sender is unknown.
+    diagram = tr.diagram()
+    lines, _nodes = diagram._lifelines(tr.messages)
+    assert [(line.label, line.node) for line in lines] == [("runtime", A), ("w", A), ("runtime", B)]
+    assert "sender unknown" not in diagram.svg()
+
+
+def test_an_ignored_message_is_drawn_faded_and_marked() -> None:
+    """A message whose label is listed as ignored gets a faded arrow and an '(ignored)' label; the others do not."""
+    p, q = Pid(A, 1, 1), Pid(B, 2, 1)
+    events = [
+        event("send", A, 1.0, p, q, ("$gen_cast", ("del_member", "g", p)), seq=0),
+        event("receive", B, 1.5, None, q, ("$gen_cast", ("del_member", "g", p)), seq=0),
+        event("send", A, 2.0, p, q, ("$gen_cast", ("exchange", A, [])), seq=1),
+        event("receive", B, 2.5, None, q, ("$gen_cast", ("exchange", A, [])), seq=1),
+    ]
+    tr = trace._build(events, [A, B], 0.0, {}, {p: "p", q: "q"}, [], 0, [])
+    diagram = tr.diagram(ignored=["$gen_cast del_member"])
+    assert [diagram.is_ignored(m) for m in tr.messages] == [True, False]
+    (ax,) = diagram.figure.axes
+    labels = {t.get_text(): t for t in ax.texts if t.get_text().startswith("$gen_cast")}
+    assert set(labels) == {"$gen_cast del_member (ignored)", "$gen_cast exchange"}
+    assert labels["$gen_cast del_member (ignored)"].get_alpha() < 1.0
+    assert labels["$gen_cast exchange"].get_alpha() in (None, 1.0)
+    arrows = [t.arrow_patch for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert sorted(a.get_alpha() for a in arrows) == [trace.FADED, 1.0]
+    assert "ignored by its receiver" in diagram.svg()
+
+
+def test_phases_are_bands_with_headings_and_notes_sit_under_their_message() -> None:
+    """Each phase gets a heading (name and note) above its first message; a note box follows its message."""
+    p, q = Pid(A, 1, 1), Pid(B, 2, 1)
+    msgs = [("$gen_call", (p, Ref(A, i)), ("step", i)) for i in range(4)]
+    events = [event("send", A, float(i), p, q, msg, seq=i) for i, msg in enumerate(msgs)]
+    events += [event("receive", B, i + 0.5, None, q, msg, seq=i) for i, msg in enumerate(msgs)]
+    tr = trace._build(events, [A, B], 0.0, {}, {p: "p", q: "q"}, [], 0, [])
+    diagram = tr.diagram(sections={"1 lock": (0, "take it"), "2 work": 2}, notes={3: "store: add what\nis missing"})
+    layout = diagram._layout(len(tr.messages))
+    assert [(name, note) for name, note, _top, _bottom in layout.bands] == [("1 lock", "take it"), ("2 work", "")]
+    (_, _, top1, bottom1), (_, _, top2, bottom2) = layout.bands
+    assert top1 < layout.ys[0] < layout.ys[1] < bottom1 <= top2 < layout.ys[2] < layout.ys[3] < bottom2
+    assert layout.ys[2] - layout.ys[1] > layout.ys[1] - layout.ys[0]  # the heading takes room of its own
+    note_y, text = layout.notes[3]
+    assert text == "store: add what\nis missing" and layout.ys[3] < note_y < layout.nrows
+    svg = diagram.svg()
+    for shown in ("1 lock", "take it", "2 work", "store: add what", "is missing"):
+        assert shown in svg, shown
+
+
 def test_an_unpicklable_message_travels_as_text() -> None:
     """A recorded message that cannot be pickled is replaced by its repr before it leaves its node."""
     lock = __import__("threading").Lock()
@@ -284,8 +372,11 @@ def test_an_unpicklable_message_travels_as_text() -> None:
         (("system", ("from",), "get_state"), "system get_state"),
         ((Ref("a@h", 3), "ok"), "reply ok"),
         (((Ref("a@h", 3), "b@h"), True), "reply true"),
-        (("DOWN", Ref("a@h", 3), "process", Pid("a@h", 1), "killed"), "DOWN"),
-        (("nodeup", "b@h"), "nodeup"),
+        (("DOWN", Ref("a@h", 3), "process", Pid("a@h", 1), "killed"), "DOWN (killed)"),
+        (("DOWN", Ref("a@h", 3), "process", Pid("b@h", 1), "noconnection"), "DOWN (noconnection)"),
+        (("EXIT", Pid("a@h", 1), "shutdown"), "EXIT (shutdown)"),
+        (("nodeup", "b@h"), "nodeup (b)"),
+        (("nodedown", "c@127.0.0.1"), "nodedown (c)"),
         ("hello", "hello"),
         (42, "42"),
     ],

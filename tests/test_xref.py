@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +195,24 @@ def test_html_that_cannot_be_written(capsys, tmp_path) -> None:  # type: ignore[
     target = tmp_path / "no" / "such" / "dir" / "x.html"
     assert main(["xref", "--side-by-side", str(MINI), "--html", str(target)]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_every_xref_command_the_readme_and_the_book_show_runs_as_shown(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The xref commands of README.md and the reading pages parse and run, with a mini pg2.erl for the reader's copy."""
+    root = Path(__file__).resolve().parent.parent
+    shown = set()
+    for doc in ["README.md", "docs/reading-guide.md", "docs/reading-erlang.md"]:
+        for line in (root / doc).read_text(encoding="utf-8").splitlines():
+            found = re.search(r"python -m repg2 (xref[^`#\n]*)", line)
+            if found:
+                shown.add(found.group(1).strip())
+    assert "xref --side-by-side pg2.erl --html pg2.html" in shown, shown
+    for command in sorted(shown):
+        args = [
+            str(MINI) if a == "pg2.erl" else str(tmp_path / a) if a.endswith(".html") else a
+            for a in shlex.split(command)
+        ]
+        assert main(args) in (0, 1), command  # 1: the mini file has a function without a translation
+        if "--html" in args:
+            assert (tmp_path / "pg2.html").read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html")
+    capsys.readouterr()

@@ -174,15 +174,16 @@ def member_death_diagram() -> Diagram:
     lanes = [
         Lane("pga", "pg2", "a"),
         Lane("P", "P (member of g)", "b"),
+        Lane("rtb", "runtime", "b"),
         Lane("pgb", "pg2", "b"),
         Lane("pgc", "pg2", "c"),
     ]
     ev: list[Msg | Note | Phase | Death] = [
         Phase("1  P dies: each node's monitor on P fires"),
         Death(("P",), "P exits"),
-        Msg("P", "pgb", "{'DOWN', Ref, process, P, Reason}", "signal"),
-        Msg("P", "pga", "{'DOWN', ...} (over the a–b connection)", "signal"),
-        Msg("P", "pgc", "{'DOWN', ...} (over b–c)", "signal"),
+        Msg("rtb", "pgb", "DOWN (killed)", "signal"),
+        Msg("rtb", "pga", "DOWN (killed), over the a–b connection", "signal"),
+        Msg("rtb", "pgc", "DOWN (killed), over b–c", "signal"),
         Note(("pga", "pgb", "pgc"), "member_died:\nleave_group per join"),
         Phase("2  member_died abcasts del_member to the other nodes: kept for old nodes, ignored"),
     ]
@@ -202,9 +203,9 @@ def node_death_diagram() -> Diagram:
     """
     lanes = [
         Lane("pga", "pg2", "a"),
-        Lane("nka", "net_kernel / dist", "a"),
+        Lane("nka", "runtime", "a"),
         Lane("pgb", "pg2", "b"),
-        Lane("nkb", "net_kernel / dist", "b"),
+        Lane("nkb", "runtime", "b"),
         Lane("P3", "P3 (member of g)", "c"),
         Lane("pgc", "pg2", "c"),
     ]
@@ -213,8 +214,8 @@ def node_death_diagram() -> Diagram:
         Death(("P3", "pgc"), "node c gone"),
         Note(("nka", "nkb"), "connection to c\nlost"),
         Phase("2  every monitor across the lost connection fires 'DOWN' with noconnection"),
-        Msg("nka", "pga", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
-        Msg("nkb", "pgb", "{'DOWN', Ref, process, P3, noconnection}", "signal"),
+        Msg("nka", "pga", "DOWN (noconnection) for P3", "signal"),
+        Msg("nkb", "pgb", "DOWN (noconnection) for P3", "signal"),
         Note(("pga", "pgb"), "member_died(Ref):\nP3 leaves g"),
         Msg("pga", "pgb", "{del_member, g, P3}", "cast", ignored=True),
         Msg("pgb", "pga", "{del_member, g, P3}", "cast", ignored=True),
@@ -234,7 +235,7 @@ def heal_diagram() -> Diagram:
     """
     lanes = []
     for n in "abc":
-        lanes += [Lane(f"nk{n}", "net_kernel / dist", n), Lane(f"pg{n}", "pg2", n)]
+        lanes += [Lane(f"nk{n}", "runtime", n), Lane(f"pg{n}", "pg2", n)]
     ev: list[Msg | Note | Phase | Death] = [
         Phase("1  a and b connect (handshake, then nodeup on both sides)"),
         Msg("nka", "pga", "{nodeup, b}", "signal"),
@@ -315,7 +316,7 @@ def render(diagram: Diagram) -> bytes:
         ax.text(
             (x0 + x1) / 2,
             top + 0.14,
-            f"node {NODES.get(node, node)}",
+            f"node {node}",  # the short name, as the traced pictures head their nodes
             ha="center",
             va="center",
             fontsize=9,
@@ -456,23 +457,67 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> N
     raise RuntimeError(f"make_figures: timed out waiting for {what}")
 
 
-def _runtime_senders(trace: Any) -> Any:
-    """Draw ``nodeup``/``nodedown`` as coming from the runtime (the node's edge).
+def _first(trace: Any, label: str, nodes: set[str] | None = None) -> int:
+    """Return the row of the first message with this label (and, for nodeup, between these nodes)."""
+    for i, m in enumerate(trace.messages):
+        if m.label != label and not m.label.startswith(label + " "):
+            continue
+        if nodes is None or {m.receiver_node.split("@")[0], str(m.msg[1]).split("@")[0]} == nodes:
+            return i
+    raise ValueError(f"make_figures: no {label!r} message in the trace")
 
-    The tracer names as sender whatever process was running when a message
-    was delivered; a ``nodeup`` is delivered by the thread that set the
-    connection up, which may be any process. In Erlang these messages come
-    from ``net_kernel``, so the picture shows them arriving from the node's
-    edge, as other runtime messages whose sender is unknown.
+
+def _rows(trace: Any, label: str) -> list[int]:
+    """Return the rows of every message with this label (or label prefix)."""
+    return [i for i, m in enumerate(trace.messages) if m.label == label or m.label.startswith(label + " ")]
+
+
+def decorations(name: str, trace: Any) -> dict[str, Any]:
+    """Return the phases, notes and ignored messages that make a trace's picture teach.
+
+    Rows are found in the trace by label, so a trace whose messages come in
+    another order (the nodes race) still gets its bands in the right places.
     """
-
-    def fix(m: Any) -> Any:
-        if isinstance(m.msg, tuple) and len(m.msg) == 2 and m.msg[0] in ("nodeup", "nodedown"):
-            return m._replace(sender=None)
-        return m
-
-    trace.messages = [fix(m) for m in trace.messages]
-    return trace
+    if name == "join":
+        last = len(trace.messages) - 1
+        return {
+            "sections": {
+                "1 lock": (0, "global:trans → set_lock {{pg2,g},C} on a, b and c; each node grants it"),
+                "2 work": (
+                    trace.index("$gen_call join"),
+                    "multi_call(pg2, {join,g,P}): each pg2 server writes its own pg2_table",
+                ),
+                "3 release": (trace.index("$gen_call del_lock"), "del_lock on the same nodes"),
+            },
+            "notes": {last: "join returns ok"},
+        }
+    if name == "member-death":
+        return {
+            "sections": {"P is killed": (0, "every pg2 server monitors P: each gets its own DOWN (killed)")},
+            "notes": {row: "member_died:\nP leaves g" for row in _rows(trace, "DOWN")},
+            "ignored": ["$gen_cast del_member"],
+        }
+    if name == "node-death":
+        notes = {row: "member_died:\nP3 leaves g" for row in _rows(trace, "DOWN")}
+        downs = _rows(trace, "nodedown")
+        if downs:
+            notes[downs[-1]] = "nodedown is ignored:\ng stays, without P3"
+        return {
+            "sections": {
+                "node c is killed": (0, "a and b lose their connection to c: DOWN (noconnection) for P3, then nodedown")
+            },
+            "notes": notes,
+            "ignored": ["$gen_cast del_member", "nodedown"],
+        }
+    if name == "heal":
+        return {
+            "sections": {
+                "1 a–b": (0, "a and b reconnect: nodeup on both sides, each casts all its groups (exchange)"),
+                "2 a–c": (_first(trace, "nodeup", {"a", "c"}), "a and c reconnect (transitively): the same"),
+            },
+            "notes": {row: "store: add what\nis missing" for row in _rows(trace, "$gen_cast exchange")},
+        }
+    return {}
 
 
 def trace_all(outdir: Path) -> None:
@@ -487,8 +532,7 @@ def trace_all(outdir: Path) -> None:
     from repg2.tools.trace import Tracer
 
     def save(name: str, trace: Any) -> None:
-        trace = _runtime_senders(trace)
-        _write(outdir / f"{name}.svg", trace.diagram(TITLES[name]).svg().encode("utf-8"))
+        _write(outdir / f"{name}.svg", trace.diagram(TITLES[name], **decorations(name, trace)).svg().encode("utf-8"))
         _write(outdir / f"{name}.log", (trace.log(width=260) + "\n").encode("utf-8"))  # the whole message, scrolled
 
     def views(nodes: list[str]) -> list[Any]:
@@ -514,7 +558,7 @@ def trace_all(outdir: Path) -> None:
         p = cluster.spawn(b, member_loop)
         cluster.rpc(b, pg2.join, "g", p)
         _until(lambda: views(cluster.nodes) == [[p]] * 3, "P in g everywhere")
-        with Tracer(cluster, ["pg2", p], aliases={p: "P (member)"}) as tracer:
+        with Tracer(cluster, ["pg2"]) as tracer:  # P's DOWNs come from b's runtime, not from P
             cluster.rpc(b, erlang.exit, p, "kill")
             _until(lambda: views(cluster.nodes) == [[]] * 3, "P gone everywhere")
         save("member-death", tracer.trace)
@@ -523,7 +567,7 @@ def trace_all(outdir: Path) -> None:
         p3 = cluster.spawn(c, member_loop)
         cluster.rpc(c, pg2.join, "g", p3)
         _until(lambda: views(cluster.nodes) == [[p3]] * 3, "P3 in g everywhere")
-        with Tracer(cluster, ["pg2", p3], aliases={p3: "P3 (member)"}) as tracer:
+        with Tracer(cluster, ["pg2"]) as tracer:  # the DOWNs for P3 come from a's and b's runtimes
             cluster.kill(c)
             _until(lambda: views([a, b]) == [[]] * 2, "P3 gone on a and b")
         save("node-death", tracer.trace)
@@ -652,9 +696,9 @@ def source_note(outdir: Path | str | None = None) -> str:
             "{py:class}`repg2.tools.trace.Tracer` and saves the trace's sequence diagram, whenever the docs are "
             f"built after the code changed (code `{state.get('code', '?')}`"
             + (f"; {state['note']}" if state.get("note") else "")
-            + "). Times on the left are "
-            "milliseconds since the trace started; pids print as `<node.id.0>`. Under each picture, the "
-            "same trace as text."
+            + "). Times on the left are milliseconds since the trace started; pids print as `<node.id.0>`. "
+            "The bands with their headings and the yellow notes are added by the script, placed by the "
+            "trace's labels; the arrows are what was recorded. Under each picture, the same trace as text."
         )
     why = f" ({state['note']})" if state.get("note") else ""
     return (

@@ -63,13 +63,15 @@ from __future__ import annotations
 import itertools
 import logging
 import pickle
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, NamedTuple
 
-from repg2 import erlang
+from repg2 import erlang, net_kernel
 from repg2.erlang import Pid, Ref
 from repg2.tools.drawing import Picture, format_term, short_node
 
@@ -90,6 +92,7 @@ Item = Pid | str  # what dbg:p/2 takes: a pid, or a registered name (on every no
 Node = str  # a node name: 'a@127.0.0.1'
 
 DEFAULT_LIMIT = 100_000  # events kept per node; more are counted and dropped, as a full trace port drops
+RUNTIME = "runtime"  # how the log and the picture name the sender of a message the runtime made
 
 
 class Event(NamedTuple):
@@ -112,7 +115,12 @@ class Message(NamedTuple):
     """One message, sender to receiver: a local delivery, or a send paired with its receipt.
 
     Times are seconds since the trace started; ``received`` is None for a
-    lost message, ``sender`` None when the sender is unknown.
+    lost message, ``sender`` None when the sender is unknown or when the
+    runtime made the message (``from_runtime``: a ``'DOWN'``, an ``'EXIT'``,
+    a ``nodeup`` or ``nodedown``). For those, ``sender_node`` names the node
+    whose runtime made it: the dead process's node, or the receiver's own
+    node when the reason is ``noconnection`` (a lost connection is noticed
+    on this side) and for ``nodeup``/``nodedown``.
     """
 
     sender: Pid | None
@@ -123,6 +131,7 @@ class Message(NamedTuple):
     msg: Any
     sent: float
     received: float | None
+    from_runtime: bool = False
 
     @property
     def label(self) -> str:
@@ -184,8 +193,9 @@ class _Recorder:
     def delivered(self, proc: Any, msg: Any) -> None:
         """Record a message put in a local mailbox, if its sender or receiver is traced."""
         # A 'DOWN' or 'EXIT' is made by the runtime for the process that ended, on whichever
-        # thread ran that exit (the killer's, for a kill): its sender is the pid inside it.
-        me = None if _implied_sender(msg) is not None else _running()
+        # thread ran that exit (the killer's, for a kill); a nodeup or nodedown by net_kernel, on
+        # whichever thread made or lost the connection. Neither is the running process's message.
+        me = None if _implied_sender(msg) is not None or _from_net_kernel(msg) else _running()
         traced = self.spec.everything or self._traced(proc) or (me is not None and self._traced(me))
         if not traced and me is not None:
             return  # local traffic between untraced processes
@@ -236,6 +246,33 @@ class _Recorder:
                     True,
                 )
             )
+
+
+_NODE_EVENTS = frozenset(
+    code
+    for fun in (getattr(net_kernel, "_nodeup", None), getattr(net_kernel, "_nodedown", None))
+    if fun is not None
+    for code in [fun.__code__]
+)
+
+
+def _from_net_kernel(msg: Any) -> bool:
+    """Say whether a ``nodeup``/``nodedown`` is being handed out by net_kernel right now.
+
+    Only a message of that shape pays for the look up the stack, and a
+    process that sends itself one (pg2's ``init`` does) keeps its own name
+    as the sender.
+    """
+    if not (isinstance(msg, tuple) and len(msg) == 2 and msg[0] in ("nodeup", "nodedown")):
+        return False
+    frame: FrameType | None = sys._getframe(2)  # the caller of the hook's caller
+    for _ in range(8):  # net_kernel's delivery is a few calls up: send, _send_pid, _deliver
+        if frame is None:
+            return False
+        if frame.f_code in _NODE_EVENTS:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _running() -> Any:
@@ -501,13 +538,41 @@ def _pair(events: list[Event]) -> tuple[list[tuple[Event | None, Event | None]],
 
 
 def _implied_sender(msg: Any) -> Pid | None:
-    """Return who a runtime-made message comes from: the pid in a ``'DOWN'`` or ``'EXIT'``."""
+    """Return whom a runtime-made message is about: the pid in a ``'DOWN'`` or ``'EXIT'``."""
     if isinstance(msg, tuple):
         if len(msg) == 5 and msg[0] == "DOWN" and isinstance(msg[3], Pid):
             return msg[3]
         if len(msg) == 3 and msg[0] == "EXIT" and isinstance(msg[1], Pid):
             return msg[1]
     return None
+
+
+def _runtime_node(msg: Any, sender: Pid | None, receiver_node: Node) -> Node | None:
+    """Return the node whose runtime made this message, or None if a process sent it.
+
+    A ``'DOWN'`` or ``'EXIT'`` recorded with no running sender is the
+    runtime's: the dead process's node made it, unless the reason is
+    ``noconnection``, which the receiver's node makes when it loses the
+    connection. A ``nodeup``/``nodedown`` with no sender is net_kernel's, on
+    the receiver's node.
+    """
+    if sender is not None or not isinstance(msg, tuple) or not msg:
+        return None
+    if len(msg) == 5 and msg[0] == "DOWN":
+        about, reason = msg[3], msg[4]
+    elif len(msg) == 3 and msg[0] == "EXIT":
+        about, reason = msg[1], msg[2]
+    elif len(msg) == 2 and msg[0] in ("nodeup", "nodedown"):
+        return receiver_node
+    else:
+        return None
+    if reason == "noconnection":
+        return receiver_node
+    if isinstance(about, Pid):
+        return about.node
+    if isinstance(about, tuple) and len(about) == 2 and isinstance(about[1], str):  # a monitor by {Name, Node}
+        return about[1]
+    return receiver_node
 
 
 def _build(
@@ -534,21 +599,27 @@ def _build(
     for send, receipt in _pair(events)[0]:
         first = send if send is not None else receipt
         assert first is not None
-        sender = first.sender if first.sender is not None else _implied_sender(first.msg)
+        runtime = _runtime_node(first.msg, first.sender, first.receiver_node)
+        sender = first.sender
         receiver = receipt.receiver if receipt is not None else first.receiver
         receiver_name = first.receiver_name if receipt is None else receipt.receiver_name
         if receiver is None and receiver_name is not None:
             receiver = by_name.get((first.receiver_node, receiver_name))
+        if runtime is not None:
+            sender_node = runtime
+        else:
+            sender_node = sender.node if sender is not None else first.node
         messages.append(
             Message(
                 sender=sender,
-                sender_node=sender.node if sender is not None else first.node,
+                sender_node=sender_node,
                 receiver=receiver,
                 receiver_name=receiver_name,
                 receiver_node=first.receiver_node,
                 msg=first.msg,
                 sent=first.time - t0,
                 received=None if receipt is None else receipt.time - t0,
+                from_runtime=runtime is not None,
             )
         )
     messages.sort(key=lambda m: (m.sent, m.received if m.received is not None else m.sent))
@@ -577,8 +648,10 @@ def tag_of(msg: Any) -> str:
 
     ``$gen_call set_lock`` (a gen_server call and its request's tag),
     ``$gen_cast exchange``, ``system get_state``, ``reply true`` (the answer
-    to a call: ``{Tag, Reply}``), ``DOWN``, ``EXIT``, or the first atom of
-    any other tuple (``nodeup``, ``new_pg2``).
+    to a call: ``{Tag, Reply}``), ``DOWN (killed)`` and ``EXIT (normal)``
+    with their reason (``killed`` and ``noconnection`` are different
+    stories), ``nodeup (b)`` and ``nodedown (c)`` with the node's short
+    name, or the first atom of any other tuple (``new_pg2``).
     """
     match msg:
         case ("$gen_call", _from, request):
@@ -589,6 +662,12 @@ def tag_of(msg: Any) -> str:
             return f"system {_head(request)}"
         case (tag, answer) if _is_tag(tag):
             return f"reply {format_term(answer, 14)}"
+        case ("DOWN", _ref, _type, _who, reason):
+            return f"DOWN ({format_term(reason, 24)})"
+        case ("EXIT", _who, reason):
+            return f"EXIT ({format_term(reason, 24)})"
+        case ("nodeup" | "nodedown" as event, str() as node):
+            return f"{event} ({short_node(node)})"
         case (str() as first, *_):
             return first
         case str():
@@ -607,7 +686,7 @@ def _kind(msg: Any) -> str:
             return "reply"
         case ("$gen_cast", _):
             return "cast"
-        case ("DOWN", *_) | ("EXIT", *_) | ("nodedown", *_):
+        case ("DOWN", *_) | ("EXIT", *_) | ("nodeup", _) | ("nodedown", _):
             return "signal"
     return "info"
 
@@ -645,6 +724,10 @@ class Trace:
         """Name a process for a reader: its alias, its registered name, or its pid; with its node."""
         return f"{self.label(pid, name)}@{short_node(pid.node if pid is not None else node or '?')}"
 
+    def sender_of(self, m: Message) -> str:
+        """Name a message's sender for a reader: ``caller@a``, ``runtime@b``, or ``?@c`` if unknown."""
+        return self.who(m.sender, m.sender_node, RUNTIME if m.from_runtime else None)
+
     def label(self, pid: Pid | None, name: str | None = None) -> str:
         """Name a process without its node: alias, registered name, pid, or ``?``."""
         if pid is not None and pid in self.aliases:
@@ -669,7 +752,8 @@ class Trace:
         """Return the messages with this label (or label prefix), sender, receiver, receiving node.
 
         ``sender`` and ``receiver`` are pids or labels (an alias or a
-        registered name, e.g. ``'pg2'``).
+        registered name, e.g. ``'pg2'``); ``sender='runtime'`` finds the
+        messages the runtime made (``'DOWN'``, ``nodeup``...).
         """
 
         def matches(who: str | Pid | None, pid: Pid | None, name: str | None) -> bool:
@@ -684,7 +768,7 @@ class Trace:
             m
             for m in self.messages
             if (label is None or m.label == label or m.label.startswith(label + " "))
-            and matches(sender, m.sender, None)
+            and matches(sender, m.sender, RUNTIME if m.from_runtime else None)
             and matches(receiver, m.receiver, m.receiver_name)
             and (node is None or m.receiver_node == node)
         ]
@@ -705,7 +789,7 @@ class Trace:
                 (
                     f"{m.sent * 1000:8.2f}",
                     f"{got:>8}",
-                    self.who(m.sender, m.sender_node),
+                    self.sender_of(m),
                     self.who(m.receiver, m.receiver_node, m.receiver_name),
                     m.label,
                     m.msg,
@@ -762,15 +846,26 @@ class Trace:
         raise ValueError(f"repg2.tools.trace: no message labelled {label!r}")
 
     def diagram(
-        self, title: str | None = None, max_messages: int = 150, sections: dict[str, int] | None = None
+        self,
+        title: str | None = None,
+        max_messages: int = 150,
+        sections: Mapping[str, int | tuple[int, str]] | None = None,
+        notes: Mapping[int, str] | None = None,
+        ignored: Iterable[str] = (),
     ) -> SequenceDiagram:
         """Return the sequence diagram of this trace (draws nothing until asked).
 
-        ``sections`` names phases by the position of their first message
-        (``{'lock': 0, 'work': trace.index('$gen_call join')}``): each starts
-        with a rule across the diagram and its name in the left margin.
+        ``sections`` names the phases of the story by the position of their
+        first message, with an optional short note:
+        ``{'1 lock': (0, 'set_lock on every node'), '2 work': trace.index('$gen_call join')}``.
+        Each phase is a band across the diagram, headed by its name and note.
+        ``notes`` puts a note box under a message, on its receiver's lifeline
+        (``{trace.index('$gen_cast exchange'): 'store: add what is missing'}``).
+        ``ignored`` lists labels (or label prefixes, as :meth:`find` takes
+        them) of messages their receiver drops: they are drawn faded and
+        marked ``(ignored)``.
         """
-        return SequenceDiagram(self, title, max_messages, sections)
+        return SequenceDiagram(self, title, max_messages, sections, notes, ignored)
 
     def save(self, path: str | Path, title: str | None = None) -> Path:
         """Save the sequence diagram as SVG or PNG (by the file's suffix); return the path."""
@@ -787,38 +882,57 @@ _STYLE = {  # kind: (colour, line style, what the legend calls it)
     "call": ("#1f5fa8", "-", "call ($gen_call, system)"),
     "reply": ("#6b6b6b", "--", "reply {Tag, Reply}"),
     "cast": ("#2e8b57", "-", "cast ($gen_cast)"),
-    "signal": ("#c0392b", "-", "DOWN / EXIT"),
+    "signal": ("#c0392b", "-", "made by the runtime (DOWN, EXIT, nodeup, nodedown)"),
     "info": ("#7d3c98", "-", "other message"),
 }
 _NODE_FILLS = ("#e8f0fa", "#f8f0e0", "#e9f5ea", "#f5e9f2", "#f0f0f0")  # one tint per node, in turn
 COLUMN_IN = 1.55  # inches per lifeline
 ROW_IN = 0.40  # inches per message row
 HEAD_ROWS = 2.2  # rows above the first message: node names, lifeline boxes
+PHASE_ROWS = 1.35  # rows above a phase's first message, for its heading
+NOTE_LINE_ROWS = 0.42  # rows per line of a note box under a message
+FADED = 0.3  # opacity of a message its receiver ignores
 MONO = "monospace"  # DejaVu Sans Mono (ships with matplotlib); an SVG also names fallbacks for browsers
 _LABEL_BOX = {"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.9}
+_NOTE_BOX = {"boxstyle": "round,pad=0.35", "fc": "#fff8d6", "ec": "#c9a800", "lw": 0.7}
+_HEADING_BOX = {"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.92}
 
 
 @dataclass
 class _Lifeline:
-    """One process's column in the diagram."""
+    """One process's column in the diagram (or the runtime's, on one node)."""
 
-    key: Any  # a Pid, ('name', node, name) for a receiver known only by name, ('edge', node)
+    key: Any  # a Pid, ('name', node, name) for a receiver known only by name, ('runtime', node)
     node: Node
     label: str
     x: float = 0.0
 
 
+@dataclass
+class _Layout:
+    """Where each part of the diagram goes, in rows from the top of the first phase."""
+
+    ys: list[float]  # the row of each message's arrow
+    bands: list[tuple[str, str, float, float]]  # each phase: name, note, top, bottom
+    notes: dict[int, tuple[float, str]]  # under message i: the note box's centre row and its text
+    nrows: float  # rows in all
+
+
 class SequenceDiagram(Picture):
     """A trace drawn as a sequence diagram with matplotlib: lifelines by node, one arrow per message.
 
-    Lifelines are grouped by node, in the cluster's order; in a node,
-    aliased processes come first, then unnamed ones, then the traced names
-    in the order given to the tracer. Every traced process has a lifeline,
-    silent or not. Time runs down, one row per message in the order sent;
-    the left margin gives the send time in ms. Calls are solid blue,
-    replies dashed grey, casts green, ``DOWN``/``EXIT`` red. A message that
-    was never received ends in a cross (lost); one whose sender is unknown
-    starts from a dot at its node's edge (found).
+    Lifelines are grouped by node, in the cluster's order; in a node, the
+    runtime comes first (when it sent something), then aliased processes,
+    unnamed ones, then the traced names in the order given to the tracer.
+    Every traced process has a lifeline, silent or not. Time runs down, one
+    row per message in the order sent; the left margin gives the send time
+    in ms. Calls are solid blue, replies dashed grey, casts green, and what
+    the runtime makes (``DOWN (reason)``, ``EXIT (reason)``, ``nodeup``,
+    ``nodedown``) red, from the ``runtime`` lifeline of the node that made
+    it. A message that was never received ends in a cross (lost); one whose
+    sender is unknown starts from a dot at its node's edge (found); one its
+    receiver ignores is faded. Phases are bands with a heading, notes are
+    boxes under the message they follow (see :meth:`Trace.diagram`).
     """
 
     def __init__(
@@ -826,13 +940,21 @@ class SequenceDiagram(Picture):
         trace: Trace,
         title: str | None = None,
         max_messages: int = 150,
-        sections: dict[str, int] | None = None,
+        sections: Mapping[str, int | tuple[int, str]] | None = None,
+        notes: Mapping[int, str] | None = None,
+        ignored: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.trace = trace
         self.title = title
         self.max_messages = max_messages
-        self.sections = dict(sections or {})
+        self.sections = {name: (at, "") if isinstance(at, int) else at for name, at in (sections or {}).items()}
+        self.notes = dict(notes or {})
+        self.ignored = tuple(ignored)
+
+    def is_ignored(self, m: Message) -> bool:
+        """Say whether the receiver drops this message (its label is one of ``ignored``)."""
+        return any(m.label == label or m.label.startswith(label + " ") for label in self.ignored)
 
     # -- Layout ------------------------------------------------------------------------------
 
@@ -844,23 +966,28 @@ class SequenceDiagram(Picture):
         return ("name", node, name) if name is not None else ("edge", node)
 
     def _lifelines(self, messages: list[Message]) -> tuple[list[_Lifeline], list[Node]]:
-        """Choose and order the lifelines: by node, then aliases, unnamed pids, traced names."""
+        """Choose and order the lifelines: by node, then runtime, aliases, unnamed pids, traced names."""
         trace = self.trace
         found: dict[Any, _Lifeline] = {pid: _Lifeline(pid, pid.node, trace.label(pid)) for pid in trace.watched}
         for m in messages:
-            ends = [(self._party(m.receiver, m.receiver_node, m.receiver_name), m.receiver, m.receiver_node)]
-            if m.sender is not None:
-                ends.append((m.sender, m.sender, m.sender_node))
-            for key, pid, node in ends:
-                if key not in found:
-                    name = key[2] if isinstance(key, tuple) else None
-                    found[key] = _Lifeline(key, node, trace.label(pid, name))
+            key = self._party(m.receiver, m.receiver_node, m.receiver_name)
+            if key not in found:
+                name = key[2] if isinstance(key, tuple) else None
+                found[key] = _Lifeline(key, m.receiver_node, trace.label(m.receiver, name))
+            if m.from_runtime:
+                found.setdefault(
+                    ("runtime", m.sender_node), _Lifeline(("runtime", m.sender_node), m.sender_node, RUNTIME)
+                )
+            elif m.sender is not None and m.sender not in found:
+                found[m.sender] = _Lifeline(m.sender, m.sender_node, trace.label(m.sender))
         nodes = list(trace.nodes) + sorted({line.node for line in found.values()} - set(trace.nodes))
         aliases = list(trace.aliases)
 
         def rank(line: _Lifeline) -> tuple[Any, ...]:
-            """Sort key: node, then alias order, unnamed pids, traced names in order, other names."""
+            """Sort key: node, then the runtime, alias order, unnamed pids, traced names in order, other names."""
             node_rank = nodes.index(line.node)
+            if isinstance(line.key, tuple) and line.key[0] == "runtime":
+                return (node_rank, -1, 0, "")
             if line.key in trace.aliases:
                 return (node_rank, 0, aliases.index(line.key), "")
             if line.label in trace.order:
@@ -874,6 +1001,30 @@ class SequenceDiagram(Picture):
             line.x = float(i)
         return lines, [n for n in nodes if any(line.node == n for line in lines)]
 
+    def _layout(self, count: int) -> _Layout:
+        """Give each message its row, each phase its band and each note its place."""
+        starts = {at: (name, note) for name, (at, note) in self.sections.items() if 0 <= at < count}
+        ys: list[float] = []
+        notes: dict[int, tuple[float, str]] = {}
+        heads: list[tuple[str, str, float]] = []
+        y = 0.0
+        for row in range(count):
+            if row in starts:
+                heads.append((*starts[row], y))
+                y += PHASE_ROWS
+            ys.append(y)
+            y += 1.0
+            text = self.notes.get(row)
+            if text:
+                height = NOTE_LINE_ROWS * (text.count("\n") + 1) + 0.2
+                notes[row] = (ys[-1] + 0.45 + height / 2, text)
+                y += height
+        bands = []
+        for i, (name, note, top) in enumerate(heads):
+            bottom = heads[i + 1][2] if i + 1 < len(heads) else y
+            bands.append((name, note, top - 0.15, bottom - 0.2))
+        return _Layout(ys, bands, notes, max(1.0, y))
+
     # -- Drawing -----------------------------------------------------------------------------
 
     def _draw(self) -> Any:
@@ -882,25 +1033,23 @@ class SequenceDiagram(Picture):
 
         messages = self.trace.messages[: self.max_messages]
         lines, nodes = self._lifelines(messages)
-        # One row per message, and half a row more above each section's first message.
-        starts = sorted(row for row in self.sections.values() if 0 <= row < len(messages))
-        ys = [row + 0.6 * sum(1 for start in starts if start <= row) for row in range(len(messages))]
-        ncols, nrows = max(1, len(lines)), max(1.0, ys[-1] + 1 if ys else 1.0)
+        layout = self._layout(len(messages))
+        ncols, nrows = max(1, len(lines)), layout.nrows
         fig = Figure(figsize=(1.0 + ncols * COLUMN_IN, (nrows + HEAD_ROWS + 1.6) * ROW_IN))
         ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
         ax.set_xlim(-1.1, ncols - 0.45)
         ax.set_ylim(nrows + 1.1, -HEAD_ROWS - 0.5)  # rows count down the page
         ax.axis("off")
         self._draw_nodes(ax, lines, nodes, nrows)
+        self._draw_phases(ax, layout, ncols)
         self._draw_lifelines(ax, lines, nrows)
         by_key = {line.key: line for line in lines}
-        for y, m in zip(ys, messages, strict=True):
+        for y, m in zip(layout.ys, messages, strict=True):
             self._draw_message(ax, y, m, by_key, lines)
-        for name, row in self.sections.items():
-            if 0 <= row < len(messages):
-                rule = ys[row] - 0.62
-                ax.plot([-0.47, ncols - 0.53], [rule, rule], color="#444444", lw=0.8, zorder=6)
-                ax.text(-1.06, rule, name, va="center", fontsize=9, weight="bold", zorder=7, bbox=_LABEL_BOX)
+        for row, (y, text) in layout.notes.items():
+            m = messages[row]
+            x = by_key[self._party(m.receiver, m.receiver_node, m.receiver_name)].x
+            ax.text(x, y, text, ha="center", va="center", fontsize=8, zorder=6, linespacing=1.25, bbox=_NOTE_BOX)
         middle = (ncols - 1) / 2
         if not messages:
             ax.text(middle, 0.3, "no messages", ha="center", va="center", fontsize=11, style="italic", bbox=_LABEL_BOX)
@@ -914,7 +1063,7 @@ class SequenceDiagram(Picture):
 
     @staticmethod
     def _draw_nodes(ax: Any, lines: list[_Lifeline], nodes: list[Node], nrows: float) -> None:
-        """Draw a tinted band behind each node's lifelines, with the node's name on top."""
+        """Draw a tinted band behind each node's lifelines, headed ``node a`` (the short name)."""
         from matplotlib.patches import Rectangle
 
         for i, node in enumerate(nodes):
@@ -923,10 +1072,38 @@ class SequenceDiagram(Picture):
             band = Rectangle((left, -HEAD_ROWS - 0.25), right - left, nrows + HEAD_ROWS + 0.4, zorder=0)
             band.set_color(_NODE_FILLS[i % len(_NODE_FILLS)])
             ax.add_patch(band)
-            title = f"node {node}"
-            if len(title) * 0.1 > (right - left) * COLUMN_IN:  # about 0.1 inch a bold character
-                title = f"node {short_node(node)}"
+            title = f"node {short_node(node)}"
             ax.text((left + right) / 2, -HEAD_ROWS + 0.05, title, ha="center", va="center", fontsize=10, weight="bold")
+
+    @staticmethod
+    def _draw_phases(ax: Any, layout: _Layout, ncols: int) -> None:
+        """Draw each phase as a band across the diagram, headed by its name and its note."""
+        from matplotlib.patches import Rectangle
+
+        left, right = -1.1, ncols - 0.45
+        for i, (name, note, top, bottom) in enumerate(layout.bands):
+            shade = Rectangle((left, top), right - left, bottom - top, zorder=0.5, lw=0)
+            shade.set(facecolor="#5a5a5a", alpha=0.07 if i % 2 == 0 else 0.0)
+            ax.add_patch(shade)
+            ax.plot([left, right], [top, top], color="#555555", lw=0.9, zorder=0.6)
+            y = top + 0.55
+            heading = ax.text(
+                left + 0.05, y, name, va="center", fontsize=9.5, weight="bold", zorder=7, bbox=_HEADING_BOX
+            )
+            if note:
+                ax.annotate(
+                    note,
+                    xy=(1.0, 0.5),
+                    xycoords=heading,
+                    xytext=(7, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=9,
+                    style="italic",
+                    color="#333333",
+                    zorder=7,
+                    bbox=_HEADING_BOX,
+                )
 
     @staticmethod
     def _draw_lifelines(ax: Any, lines: list[_Lifeline], nrows: float) -> None:
@@ -945,15 +1122,26 @@ class SequenceDiagram(Picture):
     ) -> None:
         """Draw one message: its send time on the left, an arrow, its label above the arrow."""
         colour, style, _ = _STYLE[_kind(m.msg)]
+        ignored = self.is_ignored(m)
+        alpha = FADED if ignored else 1.0
         text = {"fontsize": 8.5, "color": colour, "family": MONO, "zorder": 5, "bbox": _LABEL_BOX}
+        if ignored:
+            text["alpha"] = min(1.0, FADED + 0.3)
         ax.text(-1.05, y, f"{m.sent * 1000:7.2f} ms", va="center", fontsize=8, color="#555555", family=MONO)
         target = by_key[self._party(m.receiver, m.receiver_node, m.receiver_name)]
-        found = m.sender is None or m.sender not in by_key
-        # A found message (unknown sender) starts at the edge of its receiver's node group.
-        x0 = min(line.x for line in lines if line.node == target.node) - 0.45 if found else by_key[m.sender].x
+        found = not m.from_runtime and (m.sender is None or m.sender not in by_key)
+        if m.from_runtime:
+            x0 = by_key[("runtime", m.sender_node)].x
+        elif found:  # an unknown sender: start at the edge of the receiver's node group
+            x0 = min(line.x for line in lines if line.node == target.node) - 0.45
+        else:
+            x0 = by_key[m.sender].x
         x1 = target.x
         label = m.label if m.received is not None else m.label + " (lost)"
+        if ignored:
+            label += " (ignored)"
         arrow = {"arrowstyle": "-|>", "color": colour, "lw": 1.3, "ls": style, "shrinkA": 0, "shrinkB": 0}
+        arrow["alpha"] = alpha
         if x0 == x1:  # a message to itself: a small loop to the right of the lifeline
             arrow.update(lw=1.1, connectionstyle="arc,angleA=0,angleB=0,armA=22,armB=22,rad=4")
             ax.annotate("", xy=(x1 + 0.03, y + 0.18), xytext=(x1 + 0.03, y - 0.18), arrowprops=arrow, zorder=4)
@@ -962,24 +1150,26 @@ class SequenceDiagram(Picture):
         end = x1 - (0.03 if x1 > x0 else -0.03)
         ax.annotate("", xy=(end, y), xytext=(x0, y), arrowprops={**arrow, "mutation_scale": 11}, zorder=4)
         if found:
-            ax.plot([x0], [y], marker="o", color=colour, markersize=4.5, zorder=5)
+            ax.plot([x0], [y], marker="o", color=colour, markersize=4.5, zorder=5, alpha=alpha)
         if m.received is None:  # lost: a cross where it would have arrived
             ax.plot([x1], [y], marker="x", color="#c0392b", markersize=8, mew=2, zorder=6)
         ax.text((x0 + x1) / 2, y - 0.13, label, ha="center", va="bottom", **text)
 
-    @staticmethod
-    def _draw_legend(fig: Any, messages: list[Message]) -> None:
+    def _draw_legend(self, fig: Any, messages: list[Message]) -> None:
         """Explain the arrow styles that occur, under the diagram."""
         from matplotlib.lines import Line2D
 
         kinds = sorted({_kind(m.msg) for m in messages}, key=list(_STYLE).index)
         handles = [Line2D([], [], color=_STYLE[k][0], ls=_STYLE[k][1], lw=1.3, label=_STYLE[k][2]) for k in kinds]
+        if any(self.is_ignored(m) for m in messages):
+            handles.append(Line2D([], [], color="#555555", alpha=FADED + 0.1, lw=1.3, label="ignored by its receiver"))
         if any(m.received is None for m in messages):
             handles.append(Line2D([], [], color="#c0392b", marker="x", ls="none", mew=2, label="lost"))
-        if any(m.sender is None for m in messages):
+        if any(m.sender is None and not m.from_runtime for m in messages):
             handles.append(Line2D([], [], color="#555555", marker="o", ls="none", label="sender unknown"))
         if handles:
-            fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+            ncol = len(handles) if len(handles) <= 3 else (len(handles) + 1) // 2
+            fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8.5, frameon=False)
 
 
 def _fit(text: str, width: int) -> str:
