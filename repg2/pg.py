@@ -186,7 +186,7 @@ DEFAULT_SCOPE: Scope = "pg"  # ?DEFAULT_SCOPE, which is ?MODULE: the default sco
 # scope process writes; anyone reads), with read_concurrency. One row per
 # group that has members, keyed by the group:
 #
-#   key: Group   then: AllPids, LocalPids   (Erlang writes the row {Group, AllPids, LocalPids})
+#   row:  {Group, AllPids, LocalPids}     (the key is Group)
 #
 #   AllPids    every member, on any node, once per join, newest first
 #   LocalPids  the members on this node (a sublist of AllPids), newest first
@@ -661,7 +661,7 @@ def handle_call(request: Any, from_: tuple[Pid, Any], state: State) -> tuple[str
         case "monitor":  # Erlang: handle_call(monitor, {Pid, _Tag}, ...)
             pid = from_[0]
             # pg.erl names this map Local, though it holds every member; it reads the
-            # table rather than the state because that measured faster.
+            # table because its author found walking the process state slower.
             local = {group: pids for [group, pids] in ets.match(state.scope, ("$1", "$2", "_"))}
             # monitor the monitor, to drop it when it exits, and to have an MRef
             mref = erlang.monitor("process", pid)
