@@ -15,27 +15,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from support import barrier, down_reason, recv, run_erl, tagged, wait_until
 
 from repg2 import erlang, gen_server, kernel, pg, rpc, supervisor
 from repg2.erlang import Pid, Ref
-from repg2.testing import Cluster, otp
+from repg2.testing import Cluster
 from repg2.testing import pg_nodes as pn
 from repg2.testing.nodefuns import wait_forever
 
-pytestmark = pytest.mark.timeout(120)
-
-WAIT = 20.0  # seconds a wait for the cluster to settle may take before the test fails
+# isolated_runtime: an empty mailbox, and every process a case spawned here
+# (scope processes included) killed after it, so nothing carries over.
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("isolated_runtime")]
 
 
 # == Helpers: pg_SUITE's, and this process's bookkeeping ===============================
-
-
-@pytest.fixture(autouse=True)
-def clean_mailbox() -> Iterator[None]:
-    """Start and end each test with an empty mailbox: notifications must not leak between cases."""
-    erlang.flush()
-    yield
-    erlang.flush()
 
 
 @pytest.fixture
@@ -54,25 +47,14 @@ def here() -> Iterator[Callable[[str], str]]:
         pn.stop_scope(scope)
 
 
-@pytest.fixture
-def forever() -> Iterator[Callable[[], Pid]]:
-    """Return ``spawn()``: a local process that waits for ever (pg_SUITE's ``forever()``), killed after the test."""
-    spawned: list[Pid] = []
-
-    def spawn() -> Pid:
-        """Spawn one more waiting process here."""
-        pid = erlang.spawn(wait_forever)
-        spawned.append(pid)
-        return pid
-
-    yield spawn
-    for pid in spawned:
-        erlang.exit(pid, "kill")
+def forever() -> Pid:
+    """Spawn a local process that waits for ever (pg_SUITE's ``forever()``); isolated_runtime kills it."""
+    return erlang.spawn(wait_forever)
 
 
 def sync(server: Any) -> None:
-    """Return once ``server`` has handled every message sent to it before (pg_SUITE's ``sync/1``)."""
-    gen_server.get_state(server)
+    """Return once ``server`` (a scope, or ``(scope, node)``) has handled all sent to it before (pg_SUITE's ``sync/1``)."""
+    barrier(server)
 
 
 def ensure_peers(cluster: Cluster, scope: str, nodes: list[str]) -> None:
@@ -81,9 +63,8 @@ def ensure_peers(cluster: Cluster, scope: str, nodes: list[str]) -> None:
     At a scope's start, each peer sends its ``sync`` before its
     ``discover``, so a scope that knows a peer has its members too.
     """
-    cluster.wait_for(
+    wait_until(
         lambda: all(cluster.rpc(n, pn.known_peers, scope) == sorted(set(nodes) - {n}) for n in nodes),
-        WAIT,
         f"the scopes {scope!r} on {nodes} to know each other",
     )
 
@@ -101,8 +82,7 @@ def scoped_cluster(make: Callable[..., Cluster], here: Callable[[str], str], sco
 def wait_message(ref: Ref, action: str, group: Any, pids: list[Pid]) -> None:
     """Receive the notification ``(ref, action, group, pids)``, failing after a deadline (pg_SUITE's ``wait_message``)."""
     expected = (ref, action, group, pids)
-    got = erlang.receive(lambda m: m == expected, timeout=WAIT)
-    assert got is not erlang.TIMEOUT, f"expected {expected!r}; mailbox: {erlang.flush()!r}"
+    recv(lambda m: m == expected, f"the notification {expected!r}")
 
 
 def members(cluster: Cluster, node: str, scope: str, group: Any) -> list[Pid]:
@@ -171,7 +151,7 @@ def test_leave_exit_race(here: Callable[[str], str]) -> None:
     assert pg.get_members(scope, "test") == []
 
 
-def test_single(here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_single(here: Callable[[str], str]) -> None:
     """Joins once per call and per list element, not_joined, leaves by list, and a member's exit (pg_SUITE: single)."""
     scope = here("single")
     me = erlang.self()
@@ -220,10 +200,8 @@ def test_monitor_self_crashes_the_25_scope(here: Callable[[str], str]) -> None:
         pg.join(scope, scope, erlang.self())
 
     pid, mref = erlang.spawn_monitor(monitor_and_join)
-    assert erlang.receive(lambda m: m[:2] == ("DOWN", mref), timeout=WAIT)[4] == "normal"
-    down = erlang.receive(lambda m: m[:2] == ("DOWN", watch), timeout=WAIT)
-    assert down is not erlang.TIMEOUT
-    crash = down[4]
+    assert down_reason(mref) == "normal"
+    crash = down_reason(watch)
     assert isinstance(crash, erlang.ErlangError) and crash.reason[0] == "case_clause"
     (join_monitor, groups), _rest = crash.reason[1]
     assert isinstance(join_monitor, Ref) and groups == [scope]
@@ -250,10 +228,9 @@ def test_multi_monitor_crashes_the_25_scope(here: Callable[[str], str]) -> None:
             wait_message(ref, "join", group, [me])
 
     pid, mref = erlang.spawn_monitor(subscribe_and_join)
-    assert erlang.receive(lambda m: m[:2] == ("DOWN", mref), timeout=WAIT)[4] == "normal"
-    down = erlang.receive(lambda m: m[:2] == ("DOWN", watch), timeout=WAIT)
-    assert down is not erlang.TIMEOUT
-    assert isinstance(down[4], erlang.ErlangError) and down[4].reason[0] == "case_clause"
+    assert down_reason(mref) == "normal"
+    crash = down_reason(watch)
+    assert isinstance(crash, erlang.ErlangError) and crash.reason[0] == "case_clause"
 
 
 def test_a_future_discover_crashes_the_25_scope(here: Callable[[str], str]) -> None:
@@ -263,11 +240,11 @@ def test_a_future_discover_crashes_the_25_scope(here: Callable[[str], str]) -> N
     assert isinstance(scope_pid, Pid)
     watch = erlang.monitor("process", scope_pid)
     erlang.send(scope, ("discover", erlang.self(), "Protocol version (ignore me)"))
-    down = erlang.receive(lambda m: m[:2] == ("DOWN", watch), timeout=WAIT)
-    assert isinstance(down[4], erlang.ErlangError) and down[4].reason == "badarg"
+    crash = down_reason(watch)
+    assert isinstance(crash, erlang.ErlangError) and crash.reason == "badarg"
 
 
-def test_the_messages_a_peer_gets_are_pg_erls_tuples(here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_the_messages_a_peer_gets_are_pg_erls_tuples(here: Callable[[str], str]) -> None:
     """A peer's discover gets a sync cast and, from a stranger, a discover back; then joins, leaves and exits come as pg.erl's tuples."""
     scope = here("wire")
     scope_pid = erlang.whereis(scope)
@@ -275,10 +252,10 @@ def test_the_messages_a_peer_gets_are_pg_erls_tuples(here: Callable[[str], str],
     assert pg.join(scope, "g", member) == "ok"
     me = erlang.self()  # WHITE BOX: this process plays a peer scope process
     erlang.send(scope, ("discover", me))
-    assert erlang.receive(timeout=WAIT) == ("$gen_cast", ("sync", scope_pid, [("g", [member])]))
-    assert erlang.receive(timeout=WAIT) == ("discover", scope_pid)
+    assert recv(what="the sync") == ("$gen_cast", ("sync", scope_pid, [("g", [member])]))
+    assert recv(what="the discover back") == ("discover", scope_pid)
     erlang.send(scope, ("discover", me))  # a known peer: a sync only
-    assert erlang.receive(timeout=WAIT) == ("$gen_cast", ("sync", scope_pid, [("g", [member])]))
+    assert recv(what="the sync") == ("$gen_cast", ("sync", scope_pid, [("g", [member])]))
     other = forever()
     assert pg.join(scope, "h", [other, member]) == "ok"
     assert pg.leave(scope, "g", member) == "ok"
@@ -368,9 +345,7 @@ def test_get_state_shows_the_live_maps(here: Callable[[str], str]) -> None:
     assert list(state.local) == [me]
 
 
-def test_a_local_members_exit_is_one_leave_per_group_for_subscribers(
-    here: Callable[[str], str], forever: Callable[[], Pid]
-) -> None:
+def test_a_local_members_exit_is_one_leave_per_group_for_subscribers(here: Callable[[str], str]) -> None:
     """When a member of two groups exits, a scope subscriber is told one leave per group, in the member's order of groups (newest first)."""
     scope = here("exit_leaves")
     pid = forever()
@@ -408,22 +383,15 @@ def render(term: Any) -> str:
     raise TypeError(f"cannot render {term!r}")
 
 
-def run_erl(script: str) -> str:
-    """Run Erlang expressions in a fresh ``erl`` (skipped without one, failed in CI); return what R holds.
+def erl_result(script: str) -> str:
+    """Run Erlang expressions that bind ``R`` on a fresh ``erl`` node; return ``R`` as ``~w`` prints it.
 
-    ``script`` binds ``R``; its value is printed with ``~w`` after a marker,
-    so crash reports of scope processes (which the logger prints) are told
-    apart from it.
+    The logger is silenced, so that crash reports of scope processes do not
+    mix with the answer, which is printed after a marker.
     """
-    reason = otp.erl_missing_reason()
-    if reason:
-        pytest.fail(reason) if otp.in_ci() else pytest.skip(reason)
-    result = otp.eval_erl(
-        "logger:set_primary_config(level, none), " + script + ' io:format("RESULT ~w~n", [R]), halt().'
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = [line.removeprefix("RESULT ") for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert len(found) == 1, result.stdout
+    out = run_erl("logger:set_primary_config(level, none), " + script + ' io:format("RESULT ~w~n", [R])')
+    found = [line.removeprefix("RESULT ") for line in out.splitlines() if line.startswith("RESULT ")]
+    assert len(found) == 1, out
     return found[0]
 
 
@@ -492,7 +460,7 @@ def single_node_steps_here() -> list[Any]:
 
 def test_single_node_answers_match_real_erlang() -> None:
     """Joins, leaves, reads, member order and a subscriber's notifications answer as OTP 25's pg does, step by step."""
-    erlang_said = run_erl(SINGLE_NODE_STEPS)
+    erlang_said = erl_result(SINGLE_NODE_STEPS)
     assert render(single_node_steps_here()) == erlang_said
 
 
@@ -511,16 +479,14 @@ def test_the_25_crashes_match_real_erlang() -> None:
         C = Crash(c, fun () -> c ! {discover, self(), "Protocol version (ignore me)"} end),
         R = [A, B, C],
     """
-    assert run_erl(script) == "[case_clause,case_clause,badarg]"
+    assert erl_result(script) == "[case_clause,case_clause,badarg]"
 
 
 # == Real nodes: pg_SUITE's cluster group ===============================================
 
 
 @pytest.mark.distributed
-def test_process_owner_check(
-    cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]
-) -> None:
+def test_process_owner_check(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """Remote pids cannot join here, alone or in a list; a non-pid is function_clause, a list with one {nolocal, _} (pg_SUITE: process_owner_check)."""
     c = scoped_cluster(cluster, here, "process_owner_check")
     a, b = c.nodes
@@ -560,7 +526,7 @@ def test_overlay_missing(cluster: Callable[..., Cluster], here: Callable[[str], 
 
 
 @pytest.mark.distributed
-def test_two(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_two(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A local join reaches the peer, a local exit leaves there too, remote joins arrive here, and a stopped peer takes its members along (pg_SUITE: two)."""
     scope = "two"
     c = scoped_cluster(cluster, here, scope)
@@ -582,7 +548,7 @@ def test_two(cluster: Callable[..., Cluster], here: Callable[[str], str], foreve
     c.rpc(b, pn.sync_via, scope, a)  # serialise through the *other* node
     assert sorted(pg.get_members(scope, scope)) == sorted([pid2, pid3])
     c.stop(b)
-    c.wait_for(lambda: pg.get_members(scope, scope) == [], WAIT, "the stopped peer's members to go")
+    wait_until(lambda: pg.get_members(scope, scope) == [], "the stopped peer's members to go")
 
 
 @pytest.mark.distributed
@@ -641,7 +607,7 @@ def test_thundering_herd(cluster: Callable[..., Cluster], here: Callable[[str], 
 
 
 @pytest.mark.distributed
-def test_initial(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_initial(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A scope that starts on a peer learns the members we had before it started, and their exit (pg_SUITE: initial)."""
     scope = "initial"
     c = cluster(2)
@@ -661,7 +627,7 @@ def test_initial(cluster: Callable[..., Cluster], here: Callable[[str], str], fo
 
 
 @pytest.mark.distributed
-def test_netsplit(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_netsplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """Joins and leaves made on each side of a partition are what each side sees after the heal (pg_SUITE: netsplit)."""
     scope = "netsplit"
     c = scoped_cluster(cluster, here, scope)
@@ -680,14 +646,13 @@ def test_netsplit(cluster: Callable[..., Cluster], here: Callable[[str], str], f
     assert c.rpc(b, pg.get_local_members, scope, "$visible") == [remote_old]
     local_pid = forever()  # join locally too
     assert pg.join(scope, scope, local_pid) == "ok"
-    c.wait_for(lambda: pg.get_members(scope, "$invisible") == [], WAIT, "the peer's members to go at its 'DOWN'")
+    wait_until(lambda: pg.get_members(scope, "$invisible") == [], "the peer's members to go at its 'DOWN'")
     c.heal()
-    c.wait_for(
+    wait_until(
         lambda: (
             sorted(members(c, b, scope, scope)) == sorted([remote_pid, local_pid])
             and pg.get_members(scope, "$visible") == [remote_old]
         ),
-        WAIT,
         "the sync after the heal",
     )
     assert pg.get_members(scope, "$invisible") == []
@@ -714,7 +679,7 @@ def test_trisplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -
 
 
 @pytest.mark.distributed
-def test_foursplit(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_foursplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """Leaves, not_joined and a remote death during a partition leave both sides agreeing after the heal (pg_SUITE: foursplit)."""
     scope = "foursplit"
     c = scoped_cluster(cluster, here, scope)
@@ -731,7 +696,7 @@ def test_foursplit(cluster: Callable[..., Cluster], here: Callable[[str], str], 
     c.heal()
     assert pg.get_members(scope, "one") == []
     assert members(c, b, scope, "one") == []
-    c.wait_for(lambda: members(c, b, scope, "two") == [pid], WAIT, "the sync after the heal")
+    wait_until(lambda: members(c, b, scope, "two") == [pid], "the sync after the heal")
 
 
 @pytest.mark.distributed
@@ -753,19 +718,18 @@ def test_exchange(cluster: Callable[..., Cluster], here: Callable[[str], str]) -
     assert sorted(pg.get_members(scope, scope)) == sorted(pids1)
     everyone = sorted(pids1 + pids2 + pids11)
     c.partition([a], [b, d])
-    c.wait_for(lambda: pg.get_members(scope, scope) == [], WAIT, "the cut-off peers' members to go")
+    wait_until(lambda: pg.get_members(scope, scope) == [], "the cut-off peers' members to go")
     for pid in pids2:
         assert c.rpc(d, pg.join, scope, scope, pid) == "ok"
     for pid in pids11:
         assert c.rpc(b, pg.join, scope, "second", pid) == "ok"
     assert c.rpc(b, pg.join, scope, "third", pids11) == "ok"
     c.heal()  # rejoin
-    c.wait_for(
+    wait_until(
         lambda: (
             sorted(pg.get_members(scope, "second") + pg.get_members(scope, scope)) == everyone
             and sorted(pg.get_members(scope, "third")) == sorted(pids11)
         ),
-        WAIT,
         "both peers' syncs",
     )
     left, stay = pids11[:3], pids11[3:]
@@ -793,7 +757,7 @@ def test_nolocal(cluster: Callable[..., Cluster], here: Callable[[str], str]) ->
 
 
 @pytest.mark.distributed
-def test_double(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_double(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A process joined before the peer's scope started and once after is a member twice there too (pg_SUITE: double)."""
     scope = "double"
     c = cluster(2)
@@ -810,7 +774,7 @@ def test_double(cluster: Callable[..., Cluster], here: Callable[[str], str], for
 
 
 @pytest.mark.distributed
-def test_scope_restart(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_scope_restart(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A restarted scope gets the peer's members back by sync, and has lost its own (pg_SUITE: scope_restart)."""
     scope = "scope_restart"
     c = scoped_cluster(cluster, here, scope)
@@ -859,7 +823,7 @@ def test_disconnected_start(cluster: Callable[..., Cluster]) -> None:
 
 
 @pytest.mark.distributed
-def test_forced_sync(cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]) -> None:
+def test_forced_sync(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A broken sync replaces, adds and keeps groups as handle_sync says; a discover makes the peer send the truth again (pg_SUITE: forced_sync)."""
     scope = "forced_sync"
     c = scoped_cluster(cluster, here, scope)
@@ -873,7 +837,7 @@ def test_forced_sync(cluster: Callable[..., Cluster], here: Callable[[str], str]
     assert isinstance(remote_scope_pid, Pid)
     c.partition([a], [b])  # hohoho, partition!
     c.heal()
-    c.wait_for(lambda: sorted(pg.get_members(scope, "one")) == expected, WAIT, "the sync after the heal")
+    wait_until(lambda: sorted(pg.get_members(scope, "one")) == expected, "the sync after the heal")
     # every sync the heal set off has been handled: ours, the peer's, ours again
     sync(scope)
     sync((scope, b))
@@ -911,16 +875,14 @@ def test_group_leave(cluster: Callable[..., Cluster], here: Callable[[str], str]
     c.rpc(b, pn.sync_via, scope, a)
     assert pg.get_members(scope, "two") == remain
     c.stop(b)
-    c.wait_for(lambda: pg.get_members(scope, "two") == [], WAIT, "the stopped peer's members to go")
+    wait_until(lambda: pg.get_members(scope, "two") == [], "the stopped peer's members to go")
 
 
 # == Real nodes: pg_SUITE's monitor group ===============================================
 
 
 @pytest.mark.distributed
-def test_monitor_nonempty_scope(
-    cluster: Callable[..., Cluster], here: Callable[[str], str], forever: Callable[[], Pid]
-) -> None:
+def test_monitor_nonempty_scope(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """monitor_scope returns every group with all its members, local and remote (pg_SUITE: monitor_nonempty_scope)."""
     scope = "monitor_nonempty_scope"
     c = scoped_cluster(cluster, here, scope)
@@ -959,14 +921,14 @@ def monitor_test_impl(
     wait_message(ref, "join", group, [me])
     # a second subscriber here, which starts with one local member
     extra = erlang.spawn(pn.second_monitor, scope, group, me, kind)
-    ref2 = erlang.receive(lambda m: isinstance(m, tuple) and m[:1] == (extra,), timeout=WAIT)[1]
+    ref2 = recv(tagged(extra), "the local second subscriber's reference")[1]
     # a peer, and a third subscriber there, subscribed to our scope process
     c = cluster(2)
     a, b = c.nodes
     c.rpc(b, pn.start_scope, scope)
     ensure_peers(c, scope, c.nodes)
     third = c.spawn(b, pn.second_monitor, erlang.whereis(scope), group, me, kind)
-    ref3 = erlang.receive(lambda m: isinstance(m, tuple) and m[:1] == (third,), timeout=WAIT)[1]
+    ref3 = recv(tagged(third), "the remote subscriber's reference")[1]
     remote_pid = c.spawn(b, wait_forever)
     assert c.rpc(b, pg.join, scope, group, [remote_pid, remote_pid]) == "ok"  # remote join
     wait_message(ref, "join", group, [remote_pid, remote_pid])
@@ -981,9 +943,8 @@ def monitor_test_impl(
     assert gen_server.call(third, "flush") == [(ref3, *e) for e in expected], "remote subscriber"
     c.stop(b)  # the remote leave by stop (the remote subscriber goes down too)
     wait_message(ref, "leave", group, [remote_pid])
-    c.wait_for(
+    wait_until(
         lambda: len(gen_server.get_state(scope).scope_monitors) + len(gen_server.get_state(scope).group_monitors) == 1,
-        WAIT,
         "the gone subscribers to be dropped",
     )
     check_down(gen_server.get_state(scope), ref, me)
