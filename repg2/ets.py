@@ -15,13 +15,15 @@ are accepted and ignored, they are performance hints), ``delete/1,2``,
 ``update_counter/3,4`` (all update-op forms), ``update_element/3``,
 ``match/2``, ``match_object/2``, ``match_delete/2``, ``select/2``,
 ``tab2list/1``, ``first/1``, ``next/2``, ``last/1``, ``prev/2``,
-``info/1,2``, ``all/0``, ``whereis/1`` (from OTP 21).
+``info/1,2``, ``all/0``, ``whereis/1`` (from OTP 21); of match-spec
+guards, the term comparisons (``=:=``, ``=/=``, ``==``, ``/=``, ``<``,
+``>``, ``=<``, ``>=``), which pg's ``which_local_groups/1`` uses.
 
 Left out: ``heir`` (raises ``NotImplementedError``), ``give_away``,
 ``rename``, ``setopts``, ``safe_fixtable``, continuations (``match/3``,
 ``select/3``), ``select_count``, ``select_delete``, ``file2tab`` and friends,
-and match-spec *guards*: a ``select`` whose guard list is not empty raises
-``badarg`` (pg2 uses no guards).
+and every match-spec guard other than a term comparison (type tests,
+``andalso``, arithmetic...): such a guard raises ``badarg``.
 
 How it works
 ------------
@@ -73,7 +75,7 @@ Differences from OTP (see ``TRANSLATION_NOTES.md``):
   only single-object operations and ``insert/2`` of a list promise that).
 - ``set`` and ``bag`` iterate in insertion order (OTP: hash order, which is
   unspecified); ``next/2`` on them is O(n).
-- Guards in match specifications are not supported (``badarg``).
+- Of match-spec guards only the term comparisons are ported (others are ``badarg``).
 """
 
 from __future__ import annotations
@@ -1603,19 +1605,74 @@ def _compile_body(expr: Any, variables: set[int], fname: str) -> Callable[[Objec
     return lambda obj, env: expr
 
 
+# The guards of a match spec that are ported: Erlang's term comparisons,
+# written as a call (Op, Left, Right), e.g. ('=/=', '$2', []).
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "=:=": terms.exact_eq,
+    "=/=": lambda a, b: not terms.exact_eq(a, b),
+    "==": terms.term_eq,
+    "/=": lambda a, b: not terms.term_eq(a, b),
+    "<": lambda a, b: terms.compare(a, b) < 0,
+    "=<": lambda a, b: terms.compare(a, b) <= 0,
+    ">": lambda a, b: terms.compare(a, b) > 0,
+    ">=": lambda a, b: terms.compare(a, b) >= 0,
+}
+
+
+def _compile_guard(expr: Any, variables: set[int], fname: str) -> Callable[[Object, dict[int, Any]], bool]:
+    """Compile one match-spec guard, a term comparison, into ``g(object, bindings) -> bool``.
+
+    Erlang: none (the guard part of db_match_compile)
+
+    The operands are body expressions (``'$N'``, constants, ``('const',
+    X)``...). Comparisons are total over terms, so a ported guard never
+    fails; it is true or false.
+
+    Raises:
+        ErlangError: ``badarg`` for any other guard, or an unbound variable.
+    """
+    if not (isinstance(expr, tuple) and len(expr) == 3 and type(expr[0]) is str and expr[0] in _COMPARISONS):
+        raise _badarg(fname, f"only term comparisons are ported among match-spec guards, not {expr!r}")
+    test = _COMPARISONS[expr[0]]
+    left = _compile_body(expr[1], variables, fname)
+    right = _compile_body(expr[2], variables, fname)
+    return lambda obj, env: test(left(obj, env), right(obj, env))
+
+
+def _guarded(matcher: Matcher, guards: list[Callable[[Object, dict[int, Any]], bool]]) -> Matcher:
+    """Return a matcher that also needs every guard true: a clause's head and its guards.
+
+    Erlang: none (a match program runs the head match, then the guards)
+
+    A clause whose head matches but whose guards fail does not match, so the
+    next clause is tried, as in Erlang.
+    """
+
+    def head_and_guards(obj: Any, env: dict[int, Any]) -> bool:
+        """Match the head, then test the guards on its bindings.
+
+        Erlang: none (see _guarded)
+        """
+        return matcher(obj, env) and builtins.all(guard(obj, env) for guard in guards)
+
+    return head_and_guards
+
+
 def select(tab: Tab, match_spec: MatchSpec) -> list[Term]:
     """Return, for each object a clause of ``match_spec`` matches, that clause's body value.
 
     Erlang: ets:select/2
 
     ``match_spec`` is a list of ``(head, guards, body)``; ``head`` is a
-    pattern as in :func:`match`, ``guards`` must be ``[]`` (guards are not
+    pattern as in :func:`match`, ``guards`` a list of term comparisons that
+    must all hold (e.g. ``[('=/=', '$2', [])]``; other guards are not
     ported), and ``body`` is a non-empty list of expressions whose last one
     gives the result, e.g. ``[(('member', 'g', '$1'), '$2'), [], ['$1']]``.
-    The first clause that matches an object decides.
+    The first clause whose head matches and whose guards hold decides.
 
     Raises:
-        ErlangError: ``badarg`` for a malformed match spec or a guard.
+        ErlangError: ``badarg`` for a malformed match spec or a guard that
+            is not a term comparison.
     """
     t = _table(tab, "select/2")
     if not isinstance(match_spec, list):
@@ -1625,13 +1682,13 @@ def select(tab: Tab, match_spec: MatchSpec) -> list[Term]:
     for clause in match_spec:
         if not (isinstance(clause, tuple) and len(clause) == 3 and isinstance(clause[1], list)):
             raise _badarg("select/2", f"not a (head, guards, body) clause: {clause!r}")
-        head, guards, body = clause  # DIVERGENCE(D16): guards must be [] (pg2 uses none)
-        if guards:
-            raise _badarg("select/2", f"match-spec guards are not ported: {guards!r}")
+        head, guards, body = clause
         if not isinstance(body, list) or not body:
             raise _badarg("select/2", f"a clause body is a non-empty list: {body!r}")
         matcher, order = _compiled(head, "select/2")
         variables = set(order)
+        if guards:  # DIVERGENCE(D16): term comparisons only; other guards are badarg
+            matcher = _guarded(matcher, [_compile_guard(g, variables, "select/2") for g in guards])
         clauses.append((head, matcher))
         # Every expression is checked; only the last one gives the value.
         bodies.append([_compile_body(e, variables, "select/2") for e in body][-1])

@@ -920,6 +920,24 @@ def test_sends_to_another_node_go_through_the_distribution(recording_dist: Recor
     assert recording_dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
 
 
+def test_send_noconnect_sends_only_over_an_existing_connection(recording_dist: RecordingDist):
+    """erlang:send/3 with [noconnect] sends to a connected node ('ok') and drops, without connecting, for another."""
+    me = erlang.self()
+    far, unconnected = Pid(REMOTE, 5, 1), Pid("elsewhere@host", 5, 1)
+    assert erlang.send(far, "hi", ["noconnect"]) == "ok"
+    assert erlang.send(("server", REMOTE), "hello", ["noconnect"]) == "ok"
+    assert erlang.send(unconnected, "lost", ["noconnect"]) == "noconnect"
+    assert erlang.send(("server", "elsewhere@host"), "lost", ["noconnect"]) == "noconnect"
+    assert recording_dist.calls == [("send", me, far, "hi"), ("reg_send", me, "server", REMOTE, "hello")]
+    assert erlang.send(me, "to myself", ["noconnect"]) == "ok"
+    assert erlang.send(me, "plain", []) == "ok"
+    assert erlang.flush() == ["to myself", "plain"]
+    with pytest.raises(erlang.ErlangError, match="badarg"):
+        erlang.send(far, "x", ["nosuspend"])
+    with pytest.raises(erlang.ErlangError, match="badarg"):
+        erlang.send("nobody_has_this_name", "x", ["noconnect"])
+
+
 def test_link_unlink_and_exit_to_another_node(recording_dist: RecordingDist):
     """link/1, unlink/1 and exit/2 on a remote pid become LINK, UNLINK and EXIT2 control messages."""
     me = erlang.self()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
-from support import DEADLINE, down_reason, recv, tagged
+from support import DEADLINE, down_reason, recv, run_erl, tagged
 
 from repg2 import erlang, ets
 
@@ -167,7 +167,9 @@ def test_select(kind: str, spec: Any, expected: list[Any]) -> None:
 @pytest.mark.parametrize(
     "spec",
     [
-        [(("$1",), [("is_pid", "$1")], ["$1"])],  # guards are not ported
+        [(("$1",), [("is_pid", "$1")], ["$1"])],  # only comparison guards are ported
+        [(("$1",), [("=:=", "$1")], ["$1"])],  # a comparison takes two operands
+        [(("$1",), [("=:=", "$1", "$2")], ["$1"])],  # unbound variable in a guard
         [(("$1",), [], ["$2"])],  # unbound variable in the body
         [(("$1",), [], [])],  # empty body
         [(("$1",), [], "$1")],  # body not a list
@@ -183,6 +185,61 @@ def test_select_badarg(spec: Any) -> None:
     """Malformed or unsupported match specifications raise badarg."""
     with badarg():
         ets.select(pg2_table("ordered_set"), spec)
+
+
+# Rows for the guard cases: values of several types, so that =:= and ==
+# differ (1 and 1.0) and term order crosses types (number < atom < list).
+GUARD_ROWS = [("a", 1), ("b", 1.0), ("c", []), ("d", [1]), ("e", "x")]
+GUARD_CASES = [
+    ([(("$1", "$2"), [("=/=", "$2", [])], ["$1"])], ["a", "b", "d", "e"]),
+    ([(("$1", "$2"), [("=:=", "$2", 1)], ["$1"])], ["a"]),
+    ([(("$1", "$2"), [("==", "$2", 1)], ["$1"])], ["a", "b"]),
+    ([(("$1", "$2"), [("/=", "$2", 1)], ["$1"])], ["c", "d", "e"]),
+    ([(("$1", "$2"), [("<", "$2", "x")], ["$1"])], ["a", "b"]),
+    ([(("$1", "$2"), [(">=", "$2", "x")], ["$1"])], ["c", "d", "e"]),
+    ([(("$1", "$2"), [(">", "$2", 0), ("=<", "$2", 1)], ["$1"])], ["a", "b"]),
+    ([(("$1", "$2"), [("=:=", "$1", ("const", "c"))], ["$1"])], ["c"]),
+    (  # a head that matches but whose guard fails falls through to the next clause
+        [(("$1", "$2"), [("=:=", "$2", 1)], [("const", "one")]), (("$1", "_"), [], ["$1"])],
+        ["b", "c", "d", "e", "one"],
+    ),
+]
+
+
+def guard_table(kind: str) -> Any:
+    """A table of GUARD_ROWS."""
+    tab = ets.new("guards", [kind])
+    ets.insert(tab, GUARD_ROWS)
+    return tab
+
+
+@pytest.mark.parametrize("kind", ["set", "ordered_set", "bag"])
+@pytest.mark.parametrize(("spec", "expected"), GUARD_CASES)
+def test_select_with_comparison_guards(kind: str, spec: Any, expected: list[str]) -> None:
+    """ets:select/2 keeps an object only when every comparison guard of its clause holds (pg's which_local_groups)."""
+    assert sorted(ets.select(guard_table(kind), spec)) == expected
+
+
+def test_select_guards_match_real_erlang() -> None:
+    """The guard cases select what OTP 25's ets:select/2 selects from the same rows."""
+
+    def erl(term: Any) -> str:
+        """Write a guard-case term in Erlang syntax (atoms, numbers, lists, tuples only)."""
+        if isinstance(term, str):
+            return "'" + term + "'"
+        if isinstance(term, (int, float)):
+            return repr(term)
+        if isinstance(term, list):
+            return "[" + ",".join(map(erl, term)) + "]"
+        return "{" + ",".join(map(erl, term)) + "}"
+
+    specs = "[" + ",".join(erl(spec) for spec, _ in GUARD_CASES) + "]"
+    out = run_erl(
+        f"T = ets:new(t, [set]), ets:insert(T, {erl(GUARD_ROWS)}), "
+        f'[io:format("~s~n", [lists:join($,, [atom_to_list(X) || X <- lists:sort(ets:select(T, S))])]) '
+        f"|| S <- {specs}]"
+    )
+    assert [line.split(",") if line else [] for line in out.splitlines()] == [e for _, e in GUARD_CASES]
 
 
 def test_ordered_set_matches_in_term_order() -> None:

@@ -59,6 +59,60 @@ def test_pg2_translations_keep_the_erlang_file_order() -> None:
     assert firsts == xref.pg2_functions()
 
 
+def test_map_prints_pg_second_in_the_erlang_files_order(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Plain xref prints pg right after pg2, its functions as pg.erl orders them, and pg's coverage line."""
+    assert main(["xref"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    modules = list(dict.fromkeys(r.split(":")[0] for r in rows))
+    assert modules[:2] == ["pg2", "pg"]
+    firsts = list(dict.fromkeys(r.removeprefix("pg:") for r in rows if r.startswith("pg:")))
+    assert firsts == xref.pg_functions()
+    assert "== pg (pg.erl of OTP 25.2.3, in the file's order) ==" in out
+    assert "pg.erl (OTP 25.2.3): 43 of 43 functions translated." in out
+
+
+def test_every_pg_function_is_translated() -> None:
+    """All 43 functions of OTP 25.2.3's pg.erl map to a Python translation, both arities of each API name included."""
+    mapped = {t.erlang: t.python for t in xref.translations()}
+    functions = xref.pg_functions()
+    assert len(functions) == 43 and functions[0] == "start_link/0" and functions[-1] == "flush/1"
+    assert [f for f in functions if f"pg:{f}" not in mapped] == []
+    assert mapped["pg:join/2"] == mapped["pg:join/3"] == "repg2.pg.join"
+
+
+def test_pg_translations_keep_the_erlang_file_order() -> None:
+    """repg2/pg.py defines its functions in pg.erl's order of names (one def serves both arities of a name)."""
+    names = [t.erlang.removeprefix("pg:").split("/")[0] for t in xref.translations() if t.path == "repg2/pg.py"]
+    erlang_names = list(dict.fromkeys(f.split("/")[0] for f in xref.pg_functions()))
+    assert list(dict.fromkeys(n for n in names if n in erlang_names)) == erlang_names
+
+
+def test_pg_function_list_matches_the_installed_pg_erl() -> None:
+    """The packaged list of pg.erl's functions is what the reader finds in OTP 25.2.3's own pg.erl."""
+    source = Path("/usr/lib/erlang/lib/kernel-8.5.3/src/pg.erl")
+    if not source.exists():
+        pytest.skip("OTP 25.2.3's pg.erl is not installed here (apt-get install erlang-src)")
+    module, functions = xref.erlang_functions(source.read_text())
+    assert (module, functions) == ("pg", xref.pg_functions())
+    rows, missing = xref.side_by_side(source.read_text())
+    assert len(rows) == 43 and missing == []
+
+
+def test_overload_signatures_need_no_erlang_line(tmp_path: Path) -> None:
+    """An @overload declaration is not a definition: only the function after it must carry 'Erlang:' lines."""
+    package = tmp_path / "repg2"
+    package.mkdir()
+    (package / "mod.py").write_text(
+        "from typing import overload\n"
+        "@overload\ndef f() -> int: ...\n"
+        "@overload\ndef f(x: int, /) -> int: ...\n"
+        'def f(*args):\n    """Erlang: m:f/0\n    Erlang: m:f/1\n    """\n'
+        'def g():\n    """No cross-reference here."""\n'
+    )
+    assert xref.missing_xrefs(package) == ["repg2/mod.py:10 g"]
+
+
 def test_reader_of_erlang_function_heads() -> None:
     """The Erlang reader finds each function once, with its arity, past comments, strings and guards."""
     module, functions = xref.erlang_functions(MINI.read_text())
@@ -182,6 +236,7 @@ def test_missing_xrefs_and_map_on_a_package_without_them(tmp_path: Path) -> None
     assert xref.missing_xrefs(package) == ["repg2/mod.py:1 f"]
     text = xref.format_map(package)
     assert "pg2.erl (OTP 18.3): 0 of 30 functions translated." in text and "Not translated: start_link/0" in text
+    assert "pg.erl (OTP 25.2.3): 0 of 43 functions translated." in text
 
 
 def test_html_names_dangling_references() -> None:

@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypedDict
 
-__all__ = ["Translation", "erlang_functions", "pg2_functions", "side_by_side", "translations"]
+__all__ = ["Translation", "erlang_functions", "pg2_functions", "pg_functions", "side_by_side", "translations"]
 
 # Matches a line such as  Erlang: pg2:join/2  or  Erlang: pg2:handle_call/3 ({join, Name, Pid})
 _XREF = re.compile(
@@ -91,7 +91,13 @@ def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Trans
 
 
 def missing_xrefs(root: Path | None = None) -> list[str]:
-    """List the definitions of the translation modules whose docstring has no ``Erlang:`` line at all."""
+    """List the definitions of the translation modules whose docstring has no ``Erlang:`` line at all.
+
+    An ``@overload`` signature is a type declaration, not a definition: the
+    function that follows it carries the ``Erlang:`` lines (pg.py declares
+    ``join(group, pids)`` and ``join(scope, group, pids)`` so, for
+    ``pg:join/2`` and ``pg:join/3``).
+    """
     root = root or package_dir()
     missing: list[str] = []
     for path in translation_modules(root):
@@ -100,10 +106,22 @@ def missing_xrefs(root: Path | None = None) -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 if node.name.startswith("__") and node.name.endswith("__"):
                     continue
+                if _is_overload(node):
+                    continue
                 doc = ast.get_docstring(node) or ""
                 if not any(_XREF.match(line) or _NONE.match(line) for line in doc.splitlines()):
                     missing.append(f"{path.relative_to(root.parent).as_posix()}:{node.lineno} {node.name}")
     return missing
+
+
+def _is_overload(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> bool:
+    """Say whether a definition is decorated ``@overload`` (or ``@typing.overload``)."""
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Name) and decorator.id == "overload":
+            return True
+        if isinstance(decorator, ast.Attribute) and decorator.attr == "overload":
+            return True
+    return False
 
 
 def filler_lines(root: Path | None = None) -> list[str]:
@@ -125,8 +143,28 @@ def filler_lines(root: Path | None = None) -> list[str]:
 
 def pg2_functions() -> list[str]:
     """Return the functions of OTP 18.3's ``pg2.erl`` in file order, as ``name/arity``."""
-    text = resources.files("repg2.tools").joinpath("data/pg2_functions.txt").read_text(encoding="utf-8")
+    return _function_list("pg2_functions.txt")
+
+
+def pg_functions() -> list[str]:
+    """Return the 43 functions of OTP 25.2.3's ``pg.erl`` in file order, as ``name/arity``.
+
+    The list is the compiler's (``pg:module_info(functions)`` without the
+    funs and without ``module_info/0,1``, which every module gets), which
+    is also the order of the file.
+    """
+    return _function_list("pg_functions.txt")
+
+
+def _function_list(name: str) -> list[str]:
+    """Read one of the packaged lists of an Erlang file's functions."""
+    text = resources.files("repg2.tools").joinpath(f"data/{name}").read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+# The modules the map opens with, each in its Erlang file's order, with the
+# file and version its coverage line names.
+_LEADING: list[tuple[str, str]] = [("pg2", "pg2.erl (OTP 18.3)"), ("pg", "pg.erl (OTP 25.2.3)")]
 
 
 # -- Reading an Erlang source file -------------------------------------------------
@@ -272,22 +310,29 @@ def format_side_by_side(erlang_source: str, root: Path | None = None) -> tuple[s
 
 
 def format_map(root: Path | None = None) -> str:
-    """Render the whole map: pg2 first in ``pg2.erl``'s order, then every other module; then pg2's coverage.
+    """Render the whole map: pg2, then pg, each in its Erlang file's order, then every other module; then coverage.
 
-    pg2 comes first because it is what a reader opens beside ``pg2.py``; its
-    functions follow the Erlang file (clauses of one function in the Python
-    file's order). The other Erlang modules follow alphabetically, each in
-    the order its translations appear in the Python source.
+    pg2 comes first because it is what a reader opens beside ``pg2.py``, and
+    pg, its successor, second; each follows its Erlang file (clauses of one
+    function in the Python file's order). The other Erlang modules follow
+    alphabetically, each in the order its translations appear in the Python
+    source. The last lines say how many functions of ``pg2.erl`` and of
+    ``pg.erl`` are translated.
     """
     found = translations(root)
-    order = {f"pg2:{f}": i for i, f in enumerate(pg2_functions())}
+    listed = {"pg2": pg2_functions(), "pg": pg_functions()}
+    leading = [module for module, _title in _LEADING]
     lines: list[str] = []
-    modules = sorted({t.erlang.split(":")[0] for t in found}, key=lambda m: (m != "pg2", m))
+    modules = sorted(
+        {t.erlang.split(":")[0] for t in found}, key=lambda m: (leading.index(m) if m in leading else 2, m)
+    )
     for module in modules:
         rows = [t for t in found if t.erlang.startswith(module + ":")]
-        if module == "pg2":
+        if module in listed:
+            order = {f"{module}:{f}": i for i, f in enumerate(listed[module])}
             rows.sort(key=lambda t: (order.get(t.erlang, len(order)), t.line))
-            lines.append("== pg2 (pg2.erl of OTP 18.3, in the file's order) ==")
+            title = dict(_LEADING)[module].replace(" (OTP", " of OTP").removesuffix(")")
+            lines.append(f"== {module} ({title}, in the file's order) ==")
         else:
             rows.sort(key=lambda t: (t.path, t.line))
             lines.append(f"== {module} ==")
@@ -295,12 +340,13 @@ def format_map(root: Path | None = None) -> str:
             note = f"  {t.note}" if t.note else ""
             lines.append(f"  {t.erlang:<40} {t.python}  ({t.path}:{t.line}){note}")
     mapped = {t.erlang for t in found}
-    pg2 = pg2_functions()
-    missing = [f for f in pg2 if f"pg2:{f}" not in mapped]
     lines.append("")
-    lines.append(f"pg2.erl (OTP 18.3): {len(pg2) - len(missing)} of {len(pg2)} functions translated.")
-    if missing:
-        lines.append("Not translated: " + ", ".join(missing))
+    for module, title in _LEADING:
+        functions = listed[module]
+        missing = [f for f in functions if f"{module}:{f}" not in mapped]
+        lines.append(f"{title}: {len(functions) - len(missing)} of {len(functions)} functions translated.")
+        if missing:
+            lines.append("Not translated: " + ", ".join(missing))
     return "\n".join(lines)
 
 
