@@ -215,11 +215,16 @@ def explain(node: str, found: Probe | tuple[Any, ...], *, handshake_timed_out: b
                 f"no node named {alive!r} runs on {host} (nodes registered there: {known})",
                 f"check the name; start that node on {host}",
             )
-        case "port_refused" | "port_timeout":
-            how = "connection refused" if f.kind == "port_refused" else f"no answer: {f.detail}"
+        case "port_refused":
             return (
-                f"{node} is registered at port {f.port} but that port does not answer ({how}): "
-                "a firewall? pin node ports with --port and open them",
+                f"{node} is registered at port {f.port} but that port does not answer (connection refused): "
+                "the node is gone or hung, or a firewall there rejects the port",
+                f"restart the node on {host}; start it with --port (e.g. 4380-4389) and open those ports/tcp",
+            )
+        case "port_timeout":
+            return (
+                f"{node} is registered at port {f.port} but that port does not answer ({f.detail}): "
+                "a firewall there drops it? pin node ports with --port and open them",
                 f"on {host}: start the node with --port (e.g. 4380-4389) and open those ports/tcp",
             )
         case _ if handshake_timed_out:
