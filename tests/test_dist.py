@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import signal
 import socket
 import struct
 import threading
@@ -326,20 +325,20 @@ def test_simultaneous_connect_resolves_to_one_connection(cluster3: Cluster) -> N
 
 
 def test_ticks_detect_a_stopped_peer() -> None:
-    """A peer that stops answering (SIGSTOP) is declared down after net_ticktime; it rejoins after SIGCONT."""
+    """A peer that stops answering (frozen: SIGSTOP) is declared down after net_ticktime; it rejoins when thawed."""
     with Cluster(3, ticktime=2) as cluster:
         a, b, c = cluster.nodes
         net_kernel.monitor_nodes(True)
         pid = cluster.spawn(b, nf.wait_forever)
         ref = erlang.monitor("process", pid)
-        os.kill(cluster.os_pid(b), signal.SIGSTOP)
+        cluster.freeze(b)
         try:
             assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "noconnection")
             assert recv(tagged("nodedown")) == ("nodedown", b)
             wait_until(lambda: b not in cluster.nodes_of(c), "c to drop b too")
             assert sorted(erlang.nodes()) == [c]
         finally:
-            os.kill(cluster.os_pid(b), signal.SIGCONT)
+            cluster.thaw(b)
             net_kernel.monitor_nodes(False)
         cluster.heal()
         assert sorted(cluster.nodes_of(b)) == [a, c]
