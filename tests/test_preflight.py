@@ -167,8 +167,9 @@ def test_address_that_is_not_this_machines_is_named(preflight: Callable[..., Pre
     assert [run.status_of(name) for name in CHECKS[2:]] == ["SKIP"] * 5
 
 
-def test_missing_cookie_is_named(preflight: Callable[..., Preflight]) -> None:
+def test_missing_cookie_is_named(preflight: Callable[..., Preflight], monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --cookie (nor $REPG2_COOKIE) the node's cookie is random: the cookie check says to pass one."""
+    monkeypatch.delenv("REPG2_COOKIE", raising=False)
     run = preflight()  # the child's HOME is the test's directory: a fresh random ~/.repg2.cookie
     assert run.status == 1
     status, detail, fix = run.checks["cookie"]

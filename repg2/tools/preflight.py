@@ -192,7 +192,9 @@ def _open_ports_fix(ports: str) -> str:
     if sys.platform == "darwin":
         return "System Settings > Network > Firewall > Options: allow incoming connections for Python"
     ufw = ports.replace("-", ":")
-    return f"open them: sudo ufw allow {ufw}/tcp (Ubuntu), sudo firewall-cmd --add-port={ports}/tcp (Fedora)"
+    return (
+        f"let TCP {ports} in: sudo ufw allow {ufw}/tcp (Ubuntu), or sudo firewall-cmd --add-port={ports}/tcp (Fedora)"
+    )
 
 
 # == The checks ========================================================================
