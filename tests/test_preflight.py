@@ -193,6 +193,28 @@ def test_old_python_is_refused_with_what_to_install(
         assert advice in err
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--name", "a b"], "not a node name"),
+        (["--name", "pf@bad host"], "not a node name"),
+        (["--connect", "teacher"], "'teacher' is not a node name"),
+        (["--port", "9200-9100"], "greater than the last"),
+        (["--epmd-port", "0"], "'0' is not a TCP port"),
+    ],
+)
+def test_wrong_preflight_arguments_give_one_line_and_status_2(
+    args: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong argument of the pre-flight is one line on stderr and exit status 2, as for every command."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["preflight", *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert fragment in err
+
+
 def test_preflight_help_names_every_option() -> None:
     """``preflight --help`` explains each option and shows an example."""
     result = pexpect.run(

@@ -58,6 +58,13 @@ def _node_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _node_or_alive_name(text: str) -> str:
+    """Accept ``name@host``, or a bare ``name`` whose host is chosen later."""
+    if "@" in text:
+        return _node_name(text)
+    return _node_name(f"{text}@127.0.0.1").partition("@")[0]
+
+
 def _port(text: str) -> int:
     """Accept a TCP port number, 1 to 65535."""
     if not text.isdigit() or not 1 <= int(text) <= 65535:
@@ -166,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     preflight.add_argument(
         "--name",
+        type=_node_or_alive_name,
         metavar="NAME[@HOST]",
         help="the node name to check with (default: preflight@ the address on the route to the teacher); "
         "HOST is the address you will use in the workshop",
