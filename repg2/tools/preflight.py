@@ -71,6 +71,7 @@ from repg2 import erlang, net_kernel, rpc
 from repg2.erlang import TIMEOUT, Pid
 from repg2.tools import reach
 from repg2.tools.cli import python_problem
+from repg2.tools.shell import _start_error
 
 __all__ = ["Check", "Preflight", "connect_back", "ipv4_addresses", "probe_here", "route_source", "run"]
 
@@ -323,8 +324,6 @@ class Preflight:
 
     def _start_failed(self, reason: Any, mapper: int) -> bool:
         """Record why the node could not start, against the check it belongs to."""
-        from repg2.tools.shell import _start_error
-
         text = _start_error(self.node, reason)
         if isinstance(reason, OSError) and reason.errno == errno.EADDRINUSE:
             self.record("port mapper", "OK", f"port {mapper}")
