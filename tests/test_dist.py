@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import socket
 import struct
 import threading
@@ -37,6 +38,7 @@ from repg2 import dist, erlang, net_kernel, rpc
 from repg2.erlang import TIMEOUT, Pid
 from repg2.testing import Cluster
 from repg2.testing import nodefuns as nf
+from repg2.testing.cluster import ClusterError
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.distributed]
 
@@ -342,6 +344,16 @@ def test_ticks_detect_a_stopped_peer() -> None:
             net_kernel.monitor_nodes(False)
         cluster.heal()
         assert sorted(cluster.nodes_of(b)) == [a, c]
+
+
+def test_freeze_says_why_where_there_is_no_sigstop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SIGSTOP (Windows) Cluster.freeze raises a ClusterError naming it, and the node runs on."""
+    with Cluster(2) as cluster:
+        a, b = cluster.nodes
+        monkeypatch.delattr(signal, "SIGSTOP")
+        with pytest.raises(ClusterError, match="SIGSTOP"):
+            cluster.freeze(b)
+        assert cluster.nodes_of(b) == [a]
 
 
 # == Restarts and creations ========================================================
