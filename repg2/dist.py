@@ -344,6 +344,10 @@ class Distribution:
         """
         family, _, _, _, addr = socket.getaddrinfo(self.host, 0, type=socket.SOCK_STREAM)[0]
         listener = socket.socket(family, socket.SOCK_STREAM)
+        if os.name == "posix":
+            # inet_tcp_dist listens with {reuseaddr, true}: a node restarted on a pinned port must not
+            # wait out the old connections' TIME_WAIT. (On Windows the option means "share the port".)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             _bind_in_range(listener, addr, listen_port_range())
             listener.listen(128)

@@ -1,9 +1,11 @@
 """Drive ``python -m repg2 shell`` processes through a pseudo-terminal, as a person would.
 
-Used by ``test_shell.py`` (two shells on 127.0.0.1) and ``test_netns.py``
-(one shell in each network namespace). Each :class:`Shell` is a real OS
-process on a pty (``pexpect``), so readline, the numbered prompt and the
-lines other processes print while the prompt waits are all exercised.
+Used by ``test_shell.py`` (two shells on 127.0.0.1), ``test_netns.py``
+(one shell in each network namespace) and ``test_preflight.py``
+(:class:`Preflight`: ``python -m repg2 preflight`` read check by check).
+Each :class:`Shell` is a real OS process on a pty (``pexpect``), so
+readline, the numbered prompt and the lines other processes print while
+the prompt waits are all exercised.
 
 Reading a value back: :meth:`Shell.eval` prints ``'=' + '=>'`` and the repr
 of an expression; the echoed input line contains ``'=' + '=>'``, never the
@@ -16,6 +18,7 @@ import ast
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,20 @@ from support import DEADLINE, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 RESULT = re.compile(r"^==> (.*)$", re.MULTILINE)
+
+
+CHECKS = ("python", "address", "port mapper", "listen port", "teacher", "cookie", "connect back")
+
+
+def _env(home: Path) -> dict[str, str]:
+    """The environment of a child: this checkout first on the path, HOME in the test's directory."""
+    env = dict(os.environ)
+    env.update(
+        TERM="dumb",  # no colours or bracketed paste from readline
+        HOME=str(home),  # the history and cookie files go to the test's own directory
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+    )
+    return env
 
 
 def clean(text: str) -> str:
@@ -47,12 +64,7 @@ class Shell:
         argv = [sys.executable, "-m", "repg2", "shell", "--name", name, "--cookie", cookie, *args]
         if netns is not None:
             argv = ["ip", "netns", "exec", netns, *argv]
-        env = dict(os.environ)
-        env.update(
-            TERM="dumb",  # no colours or bracketed paste from readline
-            HOME=str(home),  # the history file goes to the test's own directory
-            PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-        )
+        env = _env(home)
         self.name = name
         self.seen = ""  # everything read so far, cleaned
         self.count = 1
@@ -155,3 +167,56 @@ class Shells:
     def __exit__(self, *exc_info: object) -> None:
         for shell in reversed(self.started):
             shell.close()
+
+
+@dataclass
+class Preflight:
+    """One run of ``python -m repg2 preflight ARGS`` on a pty, read check by check as it prints them.
+
+    ``checks`` maps each check's name to ``(status, detail, fix)``;
+    ``status`` is the exit status.
+    """
+
+    args: tuple[str, ...]
+    home: Path
+    netns: str | None = None
+    timeout: float = DEADLINE
+    checks: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    text: str = ""
+    status: int = -1
+
+    def run(self) -> Preflight:
+        """Run the pre-flight to its end; expect each check's line in order; return self."""
+        argv = [sys.executable, "-m", "repg2", "preflight", *self.args]
+        if self.netns is not None:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
+        child = pexpect.spawn(
+            argv[0], argv[1:], env=_env(self.home), cwd=str(ROOT), encoding="utf-8", dimensions=(60, 400)
+        )
+        try:
+            for name in CHECKS:
+                pattern = rf"(OK|FAIL|SKIP) +{re.escape(name)} +([^\r\n]*)\r?\n"
+                try:
+                    child.expect(pattern, timeout=self.timeout)
+                except (pexpect.TIMEOUT, pexpect.EOF) as exc:
+                    self.text += clean(child.before or "")
+                    raise AssertionError(f"no line for check {name!r} ({type(exc).__name__}):\n{self.text}") from None
+                self.text += clean(child.before + child.after)
+            child.expect(pexpect.EOF, timeout=self.timeout)
+            self.text += clean(child.before)
+        finally:
+            child.close(force=True)
+        self.status = int(child.exitstatus if child.exitstatus is not None else -1)
+        lines = self.text.splitlines()
+        for i, line in enumerate(lines):
+            found = re.match(r"(OK|FAIL|SKIP) +(\S+(?: \S+)?) {2,}(.*)$", line)
+            if found is None or found.group(2) not in CHECKS:
+                continue
+            fix = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            fix = fix[len("fix: ") :] if fix.startswith("fix: ") else ""
+            self.checks[found.group(2)] = (found.group(1), found.group(3), fix)
+        return self
+
+    def status_of(self, name: str) -> str:
+        """Return ``OK``, ``FAIL`` or ``SKIP`` for one check."""
+        return self.checks[name][0]

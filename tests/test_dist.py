@@ -38,6 +38,7 @@ from repg2.erlang import TIMEOUT, Pid
 from repg2.external import ImproperList
 from repg2.testing import Cluster
 from repg2.testing import nodefuns as nf
+from repg2.testing.cluster import ClusterError
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.distributed]
 
@@ -354,23 +355,33 @@ def test_simultaneous_connect_resolves_to_one_connection(cluster3: Cluster) -> N
 
 
 def test_ticks_detect_a_stopped_peer() -> None:
-    """A peer that stops answering (SIGSTOP) is declared down after net_ticktime; it rejoins after SIGCONT."""
+    """A peer that stops answering (frozen: SIGSTOP) is declared down after net_ticktime; it rejoins when thawed."""
     with Cluster(3, ticktime=2) as cluster:
         a, b, c = cluster.nodes
         net_kernel.monitor_nodes(True)
         pid = cluster.spawn(b, nf.wait_forever)
         ref = erlang.monitor("process", pid)
-        os.kill(cluster.os_pid(b), signal.SIGSTOP)
+        cluster.freeze(b)
         try:
             assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "noconnection")
             assert recv(tagged("nodedown")) == ("nodedown", b)
             wait_until(lambda: b not in cluster.nodes_of(c), "c to drop b too")
             assert sorted(erlang.nodes()) == [c]
         finally:
-            os.kill(cluster.os_pid(b), signal.SIGCONT)
+            cluster.thaw(b)
             net_kernel.monitor_nodes(False)
         cluster.heal()
         assert sorted(cluster.nodes_of(b)) == [a, c]
+
+
+def test_freeze_says_why_where_there_is_no_sigstop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without SIGSTOP (Windows) Cluster.freeze raises a ClusterError naming it, and the node runs on."""
+    with Cluster(2) as cluster:
+        a, b = cluster.nodes
+        monkeypatch.delattr(signal, "SIGSTOP")
+        with pytest.raises(ClusterError, match="SIGSTOP"):
+            cluster.freeze(b)
+        assert cluster.nodes_of(b) == [a]
 
 
 # == Restarts and creations ========================================================

@@ -19,14 +19,24 @@ partition are seen by all three nodes once the cable is back and c
 reconnects (pg2's exchange on ``nodeup``), and so is a group deleted on one
 side only: pg2 heals by adding.
 
+The same LAN runs the workshop's pre-flight (``python -m repg2 preflight``)
+from host b against a teacher's node on a: every check passes; a host
+with no node is "no port mapper answers", an address with no host "does
+not answer". With nftables, a firewall in b's namespace drops incoming
+connections to b's node port, then to its port mapper port, and the
+pre-flight's connect back names the closed port; a firewall on the
+teacher's node port is named as the teacher's.
+
 Needs Linux, iproute2 and the right to create network namespaces (root or
 CAP_SYS_ADMIN + CAP_NET_ADMIN); otherwise the test is skipped and says
-which one is missing. The namespaces are always deleted at the end.
+which one is missing; the firewall test also needs ``nft`` (Debian's
+``nftables``). The namespaces are always deleted at the end.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,7 +49,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect", reason="the shells are driven with pexpect (pip install pexpect)")
 
-from shell_driver import Shell, Shells  # noqa: E402 - after the importorskip
+from shell_driver import CHECKS, Preflight, Shell, Shells  # noqa: E402 - after the importorskip
 from support import DEADLINE, wait_until  # noqa: E402
 
 from repg2 import epmd  # noqa: E402
@@ -246,3 +256,108 @@ def test_partition_by_pulled_cable_is_detected_by_ticks_and_pg2_heals(
 
     for shell in (c, b, a):
         assert shell.quit() == 0
+
+
+# == The pre-flight across hosts ===================================================
+
+NOWHERE = "10.200.0.9"  # on the LAN's subnet, but no host has it
+# The node ports the checked laptop pins (each namespace has its own ports). A range, as the
+# workshop page advises: a port just left by the previous run may still be in TIME_WAIT.
+PINNED = "4380-4389"
+
+
+def _preflight(lan: Lan, home: Path, host: str, *args: str) -> Preflight:
+    """Run the pre-flight in ``host``'s namespace as node ``pf@ADDRESS`` with the cookie and a pinned port."""
+    name = f"pf@{HOSTS[host]}"
+    return Preflight(("--name", name, "--cookie", COOKIE, "--port", PINNED, *args), home=home, netns=lan.ns(host)).run()
+
+
+def test_preflight_across_hosts_passes_and_names_a_host_without_node(
+    lan: Lan, start_shell: Callable[..., Shell], tmp_path: Path
+) -> None:
+    """From b: against the teacher on a every check passes; c without a node has no port mapper; no host does not answer."""
+    teacher = start_shell("a")
+    run = _preflight(lan, tmp_path, "b", "--connect", teacher.name)
+    assert run.status == 0, run.text
+    assert [run.status_of(name) for name in CHECKS] == ["OK"] * len(CHECKS), run.text
+    assert f"{HOSTS['b']}, on the route to the teacher" in run.checks["address"][1]
+
+    run = _preflight(lan, tmp_path, "b", "--connect", f"teacher@{HOSTS['c']}")
+    assert run.status == 1
+    status, detail, _fix = run.checks["teacher"]
+    assert status == "FAIL", run.text
+    assert f"no port mapper answers at {HOSTS['c']}:" in detail
+    assert "(connection refused)" in detail
+
+    run = _preflight(lan, tmp_path, "b", "--connect", f"teacher@{NOWHERE}")
+    assert run.status == 1
+    status, detail, _fix = run.checks["teacher"]
+    assert status == "FAIL", run.text
+    assert f"{NOWHERE}:" in detail and "does not answer" in detail
+
+
+def _nft_missing() -> str | None:
+    """Say why nftables cannot make a firewall here, or None if it can."""
+    if shutil.which("nft") is None:
+        return "nft is missing (apt-get install nftables): no firewall to test the connect back against"
+    return None
+
+
+def _firewall(lan: Lan, host: str, port: str | None) -> None:
+    """Make ``host``'s firewall drop incoming TCP to ``port`` from the LAN (None: no firewall)."""
+    ns = lan.ns(host)
+    subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "rp2fw"], capture_output=True, timeout=DEADLINE
+    )
+    if port is None:
+        return
+    # Only what comes in over the cable: the node's own registration over
+    # loopback must pass, as on a laptop.
+    rules = (
+        "table inet rp2fw {\n  chain input {\n    type filter hook input priority 0; policy accept;\n"
+        f'    iifname "eth0" tcp dport {port} drop\n  }}\n}}\n'
+    )
+    result = subprocess.run(
+        ["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, capture_output=True, text=True, timeout=DEADLINE
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_preflight_connect_back_names_the_port_a_firewall_drops(
+    lan: Lan, start_shell: Callable[..., Shell], tmp_path: Path
+) -> None:
+    """b's firewall drops its node port, then its port mapper port: the connect back fails naming that port."""
+    reason = _nft_missing()
+    if reason is not None:
+        pytest.skip(reason)
+    teacher = start_shell("a", "--port", "4390")
+    mapper = os.environ.get("ERL_EPMD_PORT")
+    assert mapper, "conftest.py gives the run a port mapper port of its own"
+
+    _firewall(lan, "b", PINNED)
+    run = _preflight(lan, tmp_path, "b", "--connect", teacher.name)
+    assert run.status == 1
+    assert [run.status_of(name) for name in CHECKS[:-1]] == ["OK"] * (len(CHECKS) - 1), run.text
+    status, detail, fix = run.checks["connect back"]
+    assert status == "FAIL", run.text
+    assert re.search(r"reaches the port mapper here but not this node's port 438\d \(no answer\)", detail), detail
+    assert "firewall of this laptop blocks it" in detail
+    assert "ufw allow 4380:4389/tcp" in fix
+
+    _firewall(lan, "b", mapper)
+    run = _preflight(lan, tmp_path, "b", "--connect", teacher.name)
+    assert run.status == 1
+    status, detail, fix = run.checks["connect back"]
+    assert status == "FAIL", run.text
+    assert f"cannot reach the port mapper here ({HOSTS['b']}:{mapper}, no answer)" in detail
+    assert f"ufw allow {mapper}/tcp" in fix
+
+    # The teacher's laptop drops its own node port: the teacher check says so, not the cookie.
+    _firewall(lan, "b", None)
+    _firewall(lan, "a", "4390")
+    run = _preflight(lan, tmp_path, "b", "--connect", teacher.name)
+    assert run.status == 1
+    status, detail, _fix = run.checks["teacher"]
+    assert status == "FAIL", run.text
+    assert f"{teacher.name} is registered at port 4390 but that port does not answer" in detail
+    assert run.status_of("cookie") == "SKIP"

@@ -110,6 +110,28 @@ def test_two_shells_join_on_b_seen_on_a_and_leave_when_killed(shells: Callable[.
     assert (tmp_path / ".repg2_history").is_file()  # readline kept the history
 
 
+def test_kill_of_another_nodes_name_takes_name_and_node(shells: Callable[..., Shell]) -> None:
+    """kill('bob') looks on this node only and says where bob is; kill(('bob', node)) kills b's bob; a pid works too."""
+    a_name, b_name = _unique("a"), _unique("b")
+    a = shells(a_name)
+    b = shells(b_name, "--connect", a_name)
+    b.run("bob = member('bob')")
+    b.run("carol = member('carol')")
+
+    out = a.run("kill('bob')")
+    assert "False" in out
+    assert (
+        f"no process registered as 'bob' on this node; it is registered on {b_name}: kill(('bob', {b_name!r}))" in out
+    )
+    assert "nor on any connected node" in a.run("kill('nobody')")
+    assert f"no process registered as 'nobody' on {b_name}" in a.run(f"kill(('nobody', {b_name!r}))")
+
+    assert a.eval(f"kill(('bob', {b_name!r}))") is True
+    b.wait_eval("erlang.whereis('bob')", "undefined")
+    assert a.eval(f"kill(rpc.call({b_name!r}, erlang.whereis, ['carol']))") is True  # a remote pid
+    b.wait_eval("erlang.whereis('carol')", "undefined")
+
+
 def test_prompt_counts_evaluated_inputs_and_helpers_are_listed(shells: Callable[..., Shell]) -> None:
     """The prompt is Erlang's ``(node)N>``; h() lists every helper; a multi-line input counts once."""
     name = _unique("p")

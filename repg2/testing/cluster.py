@@ -24,6 +24,13 @@ control channel closes (its parent died, even by SIGKILL) stops itself.
 Children stop gracefully (``net_kernel.stop`` and a normal exit, also on
 SIGTERM), so coverage measured in them is written.
 
+Platforms: the harness uses the portable calls of ``multiprocessing``
+(``Process.terminate``/``kill``: SIGTERM/SIGKILL on POSIX,
+``TerminateProcess`` on Windows) and no ``fork``. One thing has no
+portable equivalent: :meth:`Cluster.freeze` stops a node's OS process
+without a word (SIGSTOP), as a closed laptop lid does, and on Windows it
+raises :class:`ClusterError` saying so.
+
 Pitfall: functions handed to :meth:`Cluster.rpc` and :meth:`Cluster.spawn`
 travel by pickle, i.e. by reference: they must be module-level functions of
 an importable module, never of a notebook or ``__main__``.
@@ -42,6 +49,7 @@ import secrets
 import signal
 import socket
 import string
+import sys
 import threading
 import time
 import weakref
@@ -57,7 +65,7 @@ __all__ = ["Cluster", "ClusterError"]
 log = logging.getLogger("repg2.testing.cluster")
 
 START_TIMEOUT = 30.0  # seconds for a child to come up; spawn + imports take ~0.1-0.5 s
-STOP_TIMEOUT = 5.0  # seconds for a graceful stop before SIGTERM, then SIGKILL
+STOP_TIMEOUT = 5.0  # seconds for a graceful stop before terminate(), then kill()
 
 
 class ClusterError(RuntimeError):
@@ -97,7 +105,9 @@ def _nodelay_conn(conn: Any) -> None:
     ``multiprocessing.connection`` writes the length and the payload of a
     message separately, so without it Nagle's algorithm delays replies.
     """
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    # fromfd duplicates the descriptor (a socket handle on Windows), so
+    # closing this socket object leaves the connection's own open.
+    sock = socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     finally:
@@ -147,6 +157,7 @@ class Cluster:
         self._hello_cond = threading.Condition()
         self._started_here = False
         self._closed = False
+        self._frozen: set[str] = set()  # nodes stopped by freeze() and not yet thawed
 
     def _name(self, index: int) -> str:
         """Return the node name of the ``index``-th node: ``a@host``, ``b@host``..."""
@@ -194,8 +205,7 @@ class Cluster:
         self._closed = True
         children = [c for c in self._children.values() if c.process.is_alive()]
         for child in children:
-            with contextlib.suppress(OSError):
-                os.kill(child.process.pid, signal.SIGCONT)  # a stopped node must run to stop
+            _continue(child)  # a frozen node must run to stop
             if child.conn is not None:
                 with contextlib.suppress(Exception):
                     child.conn.send(("stop", -1))
@@ -276,7 +286,7 @@ class Cluster:
         return int(value)
 
     def _reap(self, child: _Child, timeout: float = STOP_TIMEOUT) -> None:
-        """Wait for a child to exit, then SIGTERM, then SIGKILL it; close its channel."""
+        """Wait for a child to exit, then terminate it (SIGTERM), then kill it (SIGKILL); close its channel."""
         child.process.join(timeout)
         if child.process.is_alive():
             log.warning("node %s did not stop in %s s: terminating it", child.name, timeout)
@@ -430,14 +440,44 @@ class Cluster:
         self._reap(child)
 
     def kill(self, node: str) -> None:
-        """Kill a child node with SIGKILL: no goodbye, no coverage data."""
+        """Kill a child node outright: no goodbye, no coverage data.
+
+        ``Process.kill``: SIGKILL on POSIX, ``TerminateProcess`` on Windows.
+        """
         child = self._child(node)
-        with contextlib.suppress(OSError):
-            os.kill(child.process.pid, signal.SIGKILL)
+        child.process.kill()
         child.process.join()
+        self._frozen.discard(node)
         if child.conn is not None:
             child.conn.close()
             child.conn = None
+
+    def freeze(self, node: str) -> None:
+        """Stop a child node's OS process where it stands (SIGSTOP), as a closed laptop lid does.
+
+        Its connections stay open but fall silent: the other nodes notice
+        only when the ticks stop (``net_ticktime``), and until then every
+        pg2 write waits on it. :meth:`thaw` lets it run again; leaving the
+        ``with`` block thaws it to stop it.
+
+        Raises:
+            ClusterError: on Windows, which has no SIGSTOP (and no
+            portable call that suspends a process).
+        """
+        child = self._child(node)
+        if not hasattr(signal, "SIGSTOP"):
+            raise ClusterError(
+                f"cannot freeze {node}: suspending a process needs SIGSTOP, which {sys.platform} lacks "
+                "(kill() or a partition are the portable failures)"
+            )
+        os.kill(child.process.pid, signal.SIGSTOP)
+        self._frozen.add(node)
+
+    def thaw(self, node: str) -> None:
+        """Let a node stopped by :meth:`freeze` run again (SIGCONT)."""
+        child = self._child(node)
+        self._frozen.discard(node)
+        _continue(child)
 
     def restart(self, node: str) -> None:
         """Stop a child node if it runs and start it again: same name, new creation, reconnected."""
@@ -474,6 +514,13 @@ class Cluster:
 
 
 # == Functions that run on the nodes ===============================================
+
+
+def _continue(child: _Child) -> None:
+    """Send SIGCONT to a child where the platform has it (a frozen child must run to stop)."""
+    if hasattr(signal, "SIGCONT") and child.process.pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(child.process.pid, signal.SIGCONT)
 
 
 def _connect_all(nodes: list[str]) -> bool:

@@ -1,11 +1,16 @@
-"""The ``python -m repg2`` command line: ``demo``, ``shell``, ``xref`` and ``bench``.
+"""The ``python -m repg2`` command line: ``demo``, ``shell``, ``preflight``, ``xref`` and ``bench``.
 
 The Python counterpart of starting ``erl``: ``demo`` runs a narrated
 three-node pg2 session on this machine, ``shell`` makes this process a node
-and gives it a REPL (``erl -name``), ``xref`` prints the map from Erlang
+and gives it a REPL (``erl -name``), ``preflight`` checks a workshop laptop
+the day before (``repg2.tools.preflight``), ``xref`` prints the map from Erlang
 functions to their Python translations, ``bench`` measures pg2's
 performance characteristics beside their floors (``repg2.tools.bench``). A wrong
 argument is one line on stderr and exit status 2.
+
+This module is the one part of the package that an older Python can parse:
+on anything before 3.11 every command stops with one line saying what to
+install, instead of a ``SyntaxError`` from deeper down.
 """
 
 from __future__ import annotations
@@ -15,9 +20,24 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-__all__ = ["main"]
+__all__ = ["MIN_PYTHON", "main", "python_problem"]
+
+MIN_PYTHON = (3, 11)  # the match statements and typing of the package; pyproject's requires-python
+
+
+def python_problem(version: tuple[Any, ...]) -> str | None:
+    """Say what to install when ``version`` is older than :data:`MIN_PYTHON`; None if it will do."""
+    if tuple(version[:2]) >= MIN_PYTHON:
+        return None
+    have = ".".join(str(v) for v in version[:3])
+    return (
+        f"Python {have} is too old: RePy2 needs 3.11 or newer. macOS: the python.org installer or "
+        "`brew install python@3.12` (the system's /usr/bin/python3 is older), then `python3.12 -m venv .venv`; "
+        "Windows: the python.org installer, then `py -3.12 -m venv .venv`; Linux: your distribution's python3.11 "
+        "or newer"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +56,13 @@ def _node_name(text: str) -> str:
         return validate_node_name(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _node_or_alive_name(text: str) -> str:
+    """Accept ``name@host``, or a bare ``name`` whose host is chosen later."""
+    if "@" in text:
+        return _node_name(text)
+    return _node_name(f"{text}@127.0.0.1").partition("@")[0]
 
 
 def _port(text: str) -> int:
@@ -133,6 +160,49 @@ def _parser() -> argparse.ArgumentParser:
     shell.add_argument(
         "--verbose", action="store_true", help="also print the distribution's info messages (connections, ticks)"
     )
+    preflight = sub.add_parser(
+        "preflight",
+        help="check this laptop for a workshop: Python, address, port mapper, ports, the teacher, the cookie",
+        description="Check, one line each, what a workshop laptop needs: Python 3.11+, a LAN address of this "
+        "machine in the node name, the port mapper, the listen port, a connection to the teacher's node, the "
+        "cookie, and the teacher's node connecting back to this one through this machine's firewall. Each "
+        "failure says why and what to do. Exit status 0 when every check passed, 1 otherwise. The teacher's side "
+        "is a running node: python -m repg2 shell --name teacher@ADDRESS --cookie COOKIE.",
+        epilog="Example, the day before: python -m repg2 preflight --connect teacher@192.168.8.10 "
+        "--cookie pg2-workshop --port 4380-4389",
+    )
+    preflight.add_argument(
+        "--name",
+        type=_node_or_alive_name,
+        metavar="NAME[@HOST]",
+        help="the node name to check with (default: preflight@ the address on the route to the teacher); "
+        "HOST is the address you will use in the workshop",
+    )
+    preflight.add_argument(
+        "--cookie",
+        help="the workshop's cookie, as the shell takes it (default: $REPG2_COOKIE, else ~/.repg2.cookie)",
+    )
+    preflight.add_argument(
+        "--connect",
+        type=_node_name,
+        metavar="TEACHER@HOST",
+        help="the teacher's running node: connect to it, check the cookie, and have it connect back",
+    )
+    preflight.add_argument(
+        "--port",
+        type=_port_range,
+        metavar="PORT|MIN-MAX",
+        help="the node port range you will use in the workshop (as the shell's --port), so its firewall rule is tested",
+    )
+    preflight.add_argument(
+        "--epmd-port",
+        type=_port,
+        metavar="PORT",
+        help="the port mapper's port, as the shell's --epmd-port",
+    )
+    preflight.add_argument(
+        "--verbose", action="store_true", help="also print the distribution's messages (connections, handshakes)"
+    )
     xref = sub.add_parser(
         "xref",
         help="map Erlang functions to their Python translations",
@@ -179,6 +249,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a sub-command; return the exit status."""
+    problem = python_problem(sys.version_info)
+    if problem:
+        print(f"python -m repg2: {problem}", file=sys.stderr)
+        return 1
     args = _parser().parse_args(argv)
     if args.command == "demo":
         from repg2.tools import demo
@@ -186,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo.run(quiet=args.quiet)
     if args.command == "shell":
         return _shell(args)
+    if args.command == "preflight":
+        return _preflight(args)
     if args.command == "bench":
         from repg2.tools import bench
 
@@ -231,14 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
-def _shell(args: argparse.Namespace) -> int:
-    """Run ``python -m repg2 shell``: set the environment the options name, then the shell."""
+def _node_environment(args: argparse.Namespace) -> None:
+    """Set the environment variables that ``--epmd-port`` and ``--port`` stand for."""
     # Environment variables, not arguments: the port mapper this node may
-    # start is a child process, and it must use the same port.
+    # start is a child process, and it must use the same port. ERL_EPMD_PORT
+    # is Erlang's own variable, so erl nodes and epmd read the same one.
     if args.epmd_port is not None:
         os.environ["ERL_EPMD_PORT"] = str(args.epmd_port)
     if args.port is not None:
         os.environ["REPG2_DIST_LISTEN_MIN"], os.environ["REPG2_DIST_LISTEN_MAX"] = map(str, args.port)
+
+
+def _shell(args: argparse.Namespace) -> int:
+    """Run ``python -m repg2 shell``: set the environment the options name, then the shell."""
+    _node_environment(args)
     import logging
 
     from repg2.tools import shell
@@ -246,3 +328,11 @@ def _shell(args: argparse.Namespace) -> int:
     if args.verbose:
         logging.getLogger("repg2").setLevel(logging.INFO)
     return shell.run(args.name, cookie=args.cookie, connect=args.connect, ticktime=args.ticktime)
+
+
+def _preflight(args: argparse.Namespace) -> int:
+    """Run ``python -m repg2 preflight``: set the environment the options name, then the checks."""
+    _node_environment(args)
+    from repg2.tools import preflight
+
+    return preflight.run(args.name, cookie=args.cookie, connect=args.connect, ports=args.port, verbose=args.verbose)

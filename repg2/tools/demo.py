@@ -140,7 +140,7 @@ def run(quiet: bool = False) -> int:
         n.agree(["alice", "carol"])
         n.show()
 
-        n.title(f"Node {c} is killed (SIGKILL): its members vanish, the group stays")
+        n.title(f"Node {c} is killed (no goodbye: its OS process just ends): its members vanish, the group stays")
         cluster.kill(c)
         n.agree(["alice"], [a, b])
         n.show([a, b])

@@ -53,14 +53,14 @@ from typing import Any
 
 from repg2 import dist, epmd, erlang, ets, gen_server, global_, net_kernel, pg2, rpc
 from repg2.erlang import Pid
+from repg2.tools import reach
 
-__all__ = ["HISTORY_FILE", "Helpers", "diagnose", "member_loop", "run", "validate_node_name"]
+__all__ = ["HISTORY_FILE", "Helpers", "diagnose", "member_loop", "registered_here", "run", "validate_node_name"]
 
 log = logging.getLogger("repg2.tools.shell")
 
 HISTORY_FILE = ".repg2_history"  # in the home directory, like ~/.erlang-history
 HISTORY_LENGTH = 1000  # lines kept: enough for a day of workshop, small to load
-PROBE_TIMEOUT = 2.0  # seconds for each diagnostic probe of a failed connection
 
 # The one terminal of this OS process. Set by run(); None when the helpers
 # are used from plain Python (then they print as usual).
@@ -187,14 +187,14 @@ def diagnose(node: str) -> str:
     """Say in one line why this node cannot connect to ``node``.
 
     Asks the peer host's port mapper for the node, then dials the node's
-    port. If both answer, the node refused our handshake, which with a
-    correct name means a different cookie.
+    port (:func:`repg2.tools.reach.probe`). If both answer, the node
+    refused our handshake, which with a correct name means a different
+    cookie.
     """
     try:
-        alive, host = dist.split_node(node)
+        dist.split_node(node)
     except ValueError as exc:
         return str(exc)
-    port_mapper = f"{host}:{epmd.epmd_port()}"
     if node == erlang.node():
         return f"{node} is this node"
     current = dist.current()
@@ -202,37 +202,8 @@ def diagnose(node: str) -> str:
         return "this node is not distributed (net_kernel.start was not called, or the node stopped)"
     if node in current.blocked():
         return f"{node} is blocked on this node (dist.unblock() lifts it)"
-    try:
-        found = epmd.port_please(alive, host, timeout=PROBE_TIMEOUT)
-        port = None if found is None else found[0]
-    except socket.gaierror as exc:
-        return f"cannot resolve host {host!r}: {exc.strerror} (use its IP address in the node name)"
-    except ConnectionRefusedError:
-        return (
-            f"no port mapper answers at {port_mapper}: no node runs on {host}, "
-            f"or it uses another ERL_EPMD_PORT, or a firewall rejects port {epmd.epmd_port()}"
-        )
-    except TimeoutError:
-        return f"{port_mapper} does not answer: {host} is down or not that address, or a firewall drops the port"
-    except OSError as exc:
-        if exc.errno is None:  # it answered, but not as a port mapper answers
-            return f"what answers at {port_mapper} is not a port mapper (another ERL_EPMD_PORT?): {exc}"
-        return f"cannot reach the port mapper at {port_mapper}: {exc.strerror or exc}"
-    if port is None:
-        try:
-            names = sorted(epmd.names(host, timeout=PROBE_TIMEOUT))
-        except OSError:
-            names = []
-        known = ", ".join(f"{n}@{host}" for n in names) or "none"
-        return f"no node named {alive!r} runs on {host} (nodes registered there: {known})"
-    try:
-        socket.create_connection((host, port), timeout=PROBE_TIMEOUT).close()
-    except OSError as exc:
-        return (
-            f"{node} is registered at port {port} but that port does not answer ({exc.strerror or exc}): "
-            "a firewall? pin node ports with --port and open them"
-        )
-    return f"{node} is up but refused the handshake: its cookie is not ours (check --cookie on both nodes)"
+    diagnosis, _fix = reach.explain(node, reach.probe(node))
+    return diagnosis
 
 
 # == The helpers in the shell's namespace ============================================
@@ -345,12 +316,33 @@ class Helpers:
                 say(f"{label}: pg2.join({group!r}, ...) -> {result!r}")
         return pid
 
-    def kill(self, who: Pid | str, reason: Any = "kill") -> bool:
-        """Send an exit signal (default ``'kill'``) to a pid or a registered name."""
-        pid = erlang.whereis(who) if isinstance(who, str) else who
-        if not isinstance(pid, Pid):
-            say(f"no process registered as {who!r} on this node")
-            return False
+    def kill(self, who: Pid | str | tuple[str, str], reason: Any = "kill") -> bool:
+        """Send an exit signal (default ``'kill'``) to a pid, a name registered here, or ``(name, node)``.
+
+        Erlang's ``exit/2`` takes a pid only, and ``whereis/1`` looks on the
+        calling node only: ``kill('alice')`` finds the ``alice`` of this
+        laptop. For a name on another node, ``kill(('alice', node))`` asks
+        that node's ``whereis`` first (an ``rpc``), as ``{Name, Node}``
+        addresses a registered process for a send. When a bare name is not
+        registered here, the reply says which connected nodes have it.
+        """
+        match who:
+            case Pid():
+                pid: Any = who
+            case str():
+                pid = erlang.whereis(who)
+                if not isinstance(pid, Pid):
+                    say(f"no process registered as {who!r} on this node{_registered_elsewhere(who)}")
+                    return False
+            case (str() as name, str() as node):
+                pid = erlang.whereis(name) if node == erlang.node() else rpc.call(node, erlang.whereis, [name], 5.0)
+                if not isinstance(pid, Pid):
+                    why = "" if pid == "undefined" else f" ({pid!r})"
+                    say(f"no process registered as {name!r} on {node}{why}")
+                    return False
+            case _:
+                say(f"kill takes a pid, a registered name, or (name, node), not {who!r}")
+                return False
         return erlang.exit(pid, reason)
 
     def send_all(self, group: Any, msg: Any) -> int | Any:
@@ -427,7 +419,10 @@ HELPERS: dict[str, tuple[str, str]] = {
     "ping": ("ping('b@HOST')", "connect: 'pong', or 'pang' and why"),
     "self": ("self()", "the shell's own pid"),
     "member": ("member('bob', 'chat')", "spawn a member that prints what it gets, register it, join groups"),
-    "kill": ("kill('bob') / kill(pid)", "exit signal 'kill' (kill(pid, reason) for another reason)"),
+    "kill": (
+        "kill('bob') / kill(pid) / kill(('bob', node))",
+        "exit signal 'kill' (kill(pid, reason) for another reason)",
+    ),
     "send_all": ("send_all('chat', msg)", "send msg to every member of a group"),
     "groups": ("groups()", "every group and its members"),
     "table": ("table()", "this node's pg2_table, row by row"),
@@ -458,6 +453,24 @@ def _local_names() -> dict[Pid, str]:
         if isinstance(pid, Pid):
             names[pid] = name
     return names
+
+
+def registered_here(name: str) -> tuple[str, Pid | str]:
+    """Return ``(this node, whereis(name))``; run on other nodes by :meth:`Helpers.kill`."""
+    return erlang.node(), erlang.whereis(name)
+
+
+def _registered_elsewhere(name: str) -> str:
+    """Return ``"; ... kill(('alice', 'b@host'))"`` naming the connected nodes where ``name`` is registered."""
+    if not erlang.nodes():
+        return ""
+    replies, _bad = rpc.multicall(erlang.nodes(), registered_here, [name], 2.0)
+    holders = sorted(
+        node for node, pid in (r for r in replies if isinstance(r, tuple) and len(r) == 2) if pid != "undefined"
+    )
+    if not holders:
+        return " nor on any connected node"
+    return f"; it is registered on {', '.join(holders)}: kill(({name!r}, {holders[0]!r}))"
 
 
 def _term_text(term: Any) -> str:
@@ -620,7 +633,7 @@ def _host_warning(host: str) -> str | None:
     return None
 
 
-def _preflight(name: str) -> str | None:
+def _name_problem(name: str) -> str | None:
     """Say why ``name`` cannot start, before ``net_kernel.start`` would retry for seconds; else None.
 
     Two failures that the start would only report after its setup time:
@@ -629,11 +642,10 @@ def _preflight(name: str) -> str | None:
     """
     alive, _host = dist.split_node(name)
     try:
-        found = epmd.port_please(alive, "127.0.0.1", timeout=PROBE_TIMEOUT)
-        port = None if found is None else found[0]
+        port = reach.lookup("127.0.0.1", alive)
     except OSError as exc:
         if exc.errno is None:  # an answer, but not a port mapper's
-            return f"what answers on port {epmd.epmd_port()} is not a port mapper ({exc}): use --epmd-port"
+            return f"what answers on port {reach.mapper_port()} is not a port mapper ({exc}): use --epmd-port"
         return None  # no port mapper yet: the node starts one
     if port is not None:
         return f"the name {alive!r} is taken on this host: a running node registered it (port {port})"
@@ -655,7 +667,7 @@ def _start_error(name: str, reason: Any) -> str:
     if isinstance(reason, epmd.DuplicateName):
         return f"the name {name} is taken: another node with that name runs on this host"
     if "port mapper" in text:
-        return f"the port mapper on port {epmd.epmd_port()} does not work: {text} (another program on that port?)"
+        return f"the port mapper on port {reach.mapper_port()} does not work: {text} (another program on that port?)"
     return text
 
 
@@ -684,7 +696,7 @@ def run(
     _alive, host = dist.split_node(name)
     warning = _host_warning(host)
     status = 0
-    problem = _preflight(name)
+    problem = _name_problem(name)
     started = net_kernel.start(name, cookie=cookie, ticktime=ticktime) if problem is None else ("error", problem)
     if started[0] != "ok":
         problem = problem or _start_error(name, started[1])
@@ -705,10 +717,9 @@ def run(
         if warning:
             say(f"warning: {warning}")
         if banner:
-            found = epmd.port_please(_alive, "127.0.0.1")
-            port = None if found is None else found[0]
+            port = reach.lookup("127.0.0.1", _alive)
             print(
-                f"RePy2 node {name} (listening on port {port}, port mapper port {epmd.epmd_port()}, "
+                f"RePy2 node {name} (listening on port {port}, port mapper port {reach.mapper_port()}, "
                 f"net_ticktime {net_kernel.get_net_ticktime()} s)\n"
                 "h() lists the helpers; q() or Ctrl-D stops the node."
             )
