@@ -61,7 +61,8 @@ Differences from OTP (see ``TRANSLATION_NOTES.md``; each is marked
 
 - Transitive connections: after a connection comes up, a process asks the
   new peer's ``rex`` for its ``nodes()`` and connects to those this node
-  lacks (D26). OTP leaves this to ``global``, which is not ported.
+  lacks, and asks the other nodes it knows to connect to the newcomer
+  (D26). OTP leaves this to ``global``, which is not ported.
 - Partitions for the test harness: ``block``/``unblock`` refuse and cut
   connections with chosen nodes (D27).
 - One ticker for every connection (D28).
@@ -1158,12 +1159,21 @@ def _anonymous_sender() -> Pid:
 
 
 def _connect_transitively(distribution: Distribution, peer: str) -> None:
-    """Ask ``peer`` for the nodes it knows, with an rpc, and connect to those this node lacks.
+    """Make the new connection's two sides meet every node the other side knows.
 
     Erlang: none (global's sync does this for Erlang nodes)
-    """
-    from repg2 import rpc  # imported here: rpc imports gen_server, which needs a running runtime only
 
+    Asks ``peer``'s ``rex`` for its ``erlang:nodes()`` and connects to those
+    this node lacks; and casts ``net_kernel:connect_node(peer)`` to every
+    other node this node is connected to, so that they meet the newcomer
+    too. Both requests are plain rpc, which an Erlang node answers as well
+    as a RePy2 node: a cluster of both kinds ends fully connected.
+    """
+    from repg2 import rpc  # imported here: only a running distribution needs it
+
+    for other in distribution.nodes():
+        if other != peer:
+            rpc.cast(other, "net_kernel", "connect_node", [peer])
     known = rpc.call(peer, "erlang", "nodes", [], distribution.setuptime)
     if not isinstance(known, list):
         return

@@ -128,6 +128,7 @@ __all__ = [
     "EpmdError",
     "NodeInfo",
     "PortMapper",
+    "ensure_port_mapper",
     "ensure_registered",
     "epmd_port",
     "kill",
@@ -631,6 +632,35 @@ def start_port_mapper(port: int | None = None, *, kind: str | None = None) -> st
         check=False,
     )
     return "repg2" if binary is None else "epmd"
+
+
+def ensure_port_mapper(port: int | None = None, timeout: float = 15.0) -> None:
+    """Start a port mapper on ``port`` unless one answers; return once one does.
+
+    Erlang: none (erlexec's `epmd -daemon` before an erl node starts)
+
+    For a program that is about to start an ``erl`` node with
+    ``-start_epmd false`` (the interop tests): that node must find a port
+    mapper, and must not start a real epmd that would outlive the run.
+
+    Raises:
+        TimeoutError: none answered within ``timeout``.
+    """
+    port = epmd_port() if port is None else port
+    deadline = time.monotonic() + timeout
+    started_at: float | None = None
+    while True:
+        try:
+            names("127.0.0.1", 1.0, epmd_port=port)
+            return
+        except OSError:
+            now = time.monotonic()
+            if started_at is None or now - started_at > RESTART_INTERVAL:
+                start_port_mapper(port)
+                started_at = now
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no port mapper answers on port {port}")
+        time.sleep(0.05)
 
 
 def ensure_registered(

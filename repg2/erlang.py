@@ -984,7 +984,7 @@ def _send_noconnect(dest: Dest, msg: Term, options: list[str]) -> str:
             to_node = None if dest[1] == _identity.name else dest[1]
         else:
             to_node = None  # a local name: no connection involved
-        # DIVERGENCE(D?): a check, then a send. A connection lost between the two is
+        # DIVERGENCE(D53): a check, then a send. A connection lost between the two is
         # set up again by the send (OTP decides both in one step and drops the message).
         if to_node is not None and to_node not in nodes():
             return "noconnect"

@@ -237,7 +237,7 @@ GroupMonitors = dict[Ref, tuple[Pid, Group]]
 MonitoredGroups = dict[Group, list[tuple[Pid, Ref]]]
 
 
-# DIVERGENCE(D?): the maps below are updated in place, so sys:get_state returns them live.
+# DIVERGENCE(D52): the maps below are updated in place, so sys:get_state returns them live.
 class State(NamedTuple):
     """``#state{}``: what a scope process knows (see the block above).
 

@@ -58,7 +58,7 @@ from support import (  # noqa: E402 - needs the sys.path set up above
     wait_until,
 )
 
-from repg2 import epmd, erlang, net_kernel  # noqa: E402
+from repg2 import epmd, erlang, gen_server, kernel, net_kernel  # noqa: E402
 from repg2.erlang import ErlangError, Pid  # noqa: E402
 from repg2.testing import Cluster, stop_pg2  # noqa: E402
 
@@ -111,6 +111,27 @@ def node() -> Iterator[str]:
 
 
 # == pg2 ============================================================================
+
+
+@pytest.fixture
+def fresh_kernel() -> Iterator[None]:
+    """Run the test on a freshly booted kernel_safe_sup, and leave a fresh one after it.
+
+    kernel_safe_sup gives up after four restarts in an hour, as OTP's does: a
+    test that crashes pg2 (or rex, or global) spends that budget, and the
+    next test that relies on a restart would find none left.
+    """
+    _reboot_kernel()
+    yield
+    _reboot_kernel()
+
+
+def _reboot_kernel() -> None:
+    """Stop kernel_safe_sup (and its children) and boot a new one."""
+    sup = erlang.whereis(kernel.SAFE_SUP)
+    if isinstance(sup, Pid):
+        gen_server.stop(sup, "shutdown")
+    kernel.boot()
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def member() -> Pid:
 # == pg2:handle_call/3 matches any Pid, as pg2.erl does ==================================
 
 
-@pytest.mark.usefixtures("running_pg2")
+@pytest.mark.usefixtures("fresh_kernel", "running_pg2")
 def test_a_join_of_a_non_pid_sent_to_the_server_crashes_it_and_blocks_nobody() -> None:
     """handle_call({join, Name, NotAPid}) crashes pg2 in do_monitor: the caller sees a bad node, pg2 restarts."""
     assert pg2.create("g") == "ok"
@@ -48,7 +48,7 @@ def test_a_join_of_a_non_pid_sent_to_the_server_crashes_it_and_blocks_nobody() -
     assert sane() == "ok"
 
 
-@pytest.mark.usefixtures("running_pg2")
+@pytest.mark.usefixtures("fresh_kernel", "running_pg2")
 def test_the_same_join_inside_pg2s_transaction_releases_the_group_lock() -> None:
     """The write path pg2:join/2 takes (trans + multi_call) with a non-pid returns, and the lock is free after."""
     assert pg2.create("g") == "ok"

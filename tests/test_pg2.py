@@ -285,6 +285,7 @@ def test_groups_of_mixed_term_types_sort_in_term_order() -> None:
     sane()
 
 
+@pytest.mark.usefixtures("fresh_kernel")
 def test_crashed_server_is_restarted_by_kernel_safe_sup() -> None:
     """A pg2 server that crashes is restarted by kernel_safe_sup with a fresh table."""
     first = pg2.start()[1]

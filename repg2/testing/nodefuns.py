@@ -227,6 +227,79 @@ def release_busy() -> str:
     return "ok"
 
 
+def _echo_tagged() -> None:
+    """Answer every ``(from, term)`` with ``('echoed', term)`` (the Erlang probe's echo partner)."""
+    while True:
+        sender, term = erlang.receive()
+        erlang.send(sender, ("echoed", term))
+
+
+def register_echo(name: str) -> Pid:
+    """Start an echo that answers ``(from, term)`` with ``('echoed', term)``, registered as ``name``."""
+    pid = erlang.spawn(_echo_tagged)
+    erlang.register(name, pid)
+    return pid
+
+
+def _inbox_loop() -> None:
+    """Keep every message; answer ``('get', from)`` with ``('kept', messages)``."""
+    kept: list[Any] = []
+    while True:
+        msg = erlang.receive()
+        if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "get" and isinstance(msg[1], Pid):
+            erlang.send(msg[1], ("kept", list(kept)))
+        else:
+            kept.append(msg)
+
+
+def start_inbox(name: str) -> Pid:
+    """Start a process registered as ``name`` that keeps the messages it gets."""
+    pid = erlang.spawn(_inbox_loop)
+    erlang.register(name, pid)
+    return pid
+
+
+def inbox(name: str) -> list[Any]:
+    """Return the messages the inbox ``name`` has kept so far."""
+    me = erlang.self()
+    erlang.send(name, ("get", me))
+    return list(erlang.receive(lambda m: isinstance(m, tuple) and m[0] == "kept", timeout=10)[1])
+
+
+def send_each(name: str, nodes: list[str]) -> str:
+    """Send ``('from', node())`` to the process registered as ``name`` on each of ``nodes``."""
+    for node in nodes:
+        erlang.send((name, node), ("from", erlang.node()))
+    return "ok"
+
+
+def start_pg_scope() -> Pid:
+    """Start pg's default scope on this node (as OTP's kernel does with ``start_pg``); return its pid."""
+    from repg2 import pg
+
+    running = erlang.whereis("pg")
+    if isinstance(running, Pid):
+        return running
+    result = pg.start("pg")
+    assert result[0] == "ok", result
+    return result[1]  # type: ignore[no-any-return]
+
+
+def stop_pg_scope() -> str:
+    """Stop pg's default scope on this node, if it runs."""
+    running = erlang.whereis("pg")
+    if isinstance(running, Pid):
+        gen_server.stop(running)
+    return "ok"
+
+
+def pg_join(group: Any, pid: Pid) -> Any:
+    """Join ``pid`` (a process of this node) to ``group`` in pg's default scope."""
+    from repg2 import pg
+
+    return pg.join(group, pid)
+
+
 # == pg2 on a node ==============================================================
 
 
