@@ -426,3 +426,30 @@ def test_pg_disconnect_and_reconnect_resync_both_sides(pg_mixed: tuple[Cluster, 
     wait_until(lambda: _members(e.name, "room") == expected, "e to see a's members again")
     erlang.exit(ours, "kill")
     erlang.exit(extra, "kill")
+
+
+def test_erlang_monitors_a_python_process_by_its_registered_name(mixed: tuple[Cluster, otp.ErlangNode]) -> None:
+    """erlang:monitor(process, {Name, PyNode}) from Erlang: killing the named process gives a 'DOWN' with killed."""
+    c, e = mixed
+    _a, b = c.nodes
+    c.rpc(b, nf.register_as, "interop_named")
+    me = erlang.self()
+    rpc.call(e.name, "repg2_probe", "spawn_monitor_of", [("interop_named", b), me])
+    recv(lambda m: isinstance(m, tuple) and m[0] == "monitoring")
+    c.rpc(b, nf.kill, c.rpc(b, erlang.whereis, "interop_named"))
+    assert recv(lambda m: isinstance(m, tuple) and m[0] == "down") == ("down", "killed")
+
+
+def test_erlangs_global_grants_and_holds_our_locks(mixed: tuple[Cluster, otp.ErlangNode]) -> None:
+    """global_.trans over a Python and an Erlang node: Erlang's global_name_server holds the lock during the fun."""
+    from repg2 import global_
+
+    _c, e = mixed
+    lock_id = ("interop_resource", erlang.self())
+
+    def inside() -> Any:
+        return rpc.call(e.name, "ets", "tab2list", ["global_locks"])
+
+    rows = global_.trans(lock_id, inside, [erlang.node(), e.name])
+    assert [row[0] for row in rows] == ["interop_resource"]  # Erlang's own table holds our lock
+    assert rpc.call(e.name, "ets", "tab2list", ["global_locks"]) == []  # and released it after

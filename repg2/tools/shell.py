@@ -51,7 +51,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from repg2 import dist, epmd, erlang, ets, gen_server, global_, net_kernel, pg2, rpc
+from repg2 import dist, epmd, erlang, ets, gen_server, global_, net_kernel, pg, pg2, rpc
 from repg2.erlang import Pid
 from repg2.tools import reach
 
@@ -397,6 +397,7 @@ class Helpers:
             "__name__": "__console__",
             "__doc__": None,
             "pg2": pg2,
+            "pg": pg,
             "erlang": erlang,
             "net_kernel": net_kernel,
             "ets": ets,
