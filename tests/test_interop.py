@@ -453,3 +453,21 @@ def test_erlangs_global_grants_and_holds_our_locks(mixed: tuple[Cluster, otp.Erl
     rows = global_.trans(lock_id, inside, [erlang.node(), e.name])
     assert [row[0] for row in rows] == ["interop_resource"]  # Erlang's own table holds our lock
     assert rpc.call(e.name, "ets", "tab2list", ["global_locks"]) == []  # and released it after
+
+
+def test_erlangs_partition_prevention_does_not_act_on_a_python_node(cluster: Any, erl_factory: Any) -> None:
+    """e1 cuts e2: a Python node stays connected to both, an overlapping partition OTP's global would end (D51)."""
+    c: Cluster = cluster(1, ticktime=TICKTIME)
+    e1 = erl_factory("ppo1", c.cookie)
+    met = f"io:format(\"met ~p~n\", [net_kernel:connect_node('{e1.name}')])"
+    e2 = erl_factory("ppo2", c.cookie, args=["-eval", met])
+    wait_until(lambda: "met true" in Path(e2.log).read_text(errors="replace"), "e1 and e2 to meet")
+    assert net_kernel.connect_node(e1.name) is True
+    wait_until(lambda: sorted(erlang.nodes()) == sorted([e1.name, e2.name]), "this node to meet both")
+    assert rpc.call(e1.name, "application", "get_env", ["kernel", "prevent_overlapping_partitions"]) == ("ok", True)
+    assert rpc.call(e1.name, "erlang", "disconnect_node", [e2.name]) is True
+    wait_until(lambda: e2.name not in rpc.call(e1.name, "erlang", "nodes", []), "e1 to drop e2")
+    # Between Erlang nodes synced by global, the third node would now be disconnected from one side;
+    # this node never synced with their global, so nothing acts on it: it stays connected to both.
+    assert rpc.call(e2.name, "erlang", "nodes", []) == [erlang.node()]
+    assert sorted(erlang.nodes()) == sorted([e1.name, e2.name])
