@@ -125,7 +125,7 @@ def test_a_saved_run_renders_the_same_table_and_the_plots(
     saved.write_text(json.dumps(report), encoding="utf-8")
     assert bench.main(["--load", str(saved), "--plot", str(tmp_path / "plots")]) == 0
     assert capsys.readouterr().out.strip() == table.strip()
-    for name in ["reads", "writes", "throughput", "heal", "roundtrips"]:
+    for name in ["reads", "writes", "pg", "throughput", "heal", "roundtrips"]:
         assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0
         assert (tmp_path / "plots" / f"{name}.svg").stat().st_size > 0
     assert (tmp_path / "plots" / "table.txt").read_text(encoding="utf-8").strip() == table.strip()
