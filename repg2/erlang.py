@@ -647,6 +647,10 @@ class DistHook(Protocol):
         """Erlang: none (the port's output queue: frames of one burst share a write)"""
         ...
 
+    def uncork(self) -> None:
+        """Erlang: none (the port flushes its queue: a process about to wait lets its frames go)"""
+        ...
+
 
 _dist: DistHook | None = None
 
@@ -1126,6 +1130,8 @@ def receive(
     proc = _current()
     deadline = _deadline(timeout)
     checked = 0
+    if _dist is not None:
+        _dist.uncork()  # frames this process holds back (a corked callback) leave before it waits
     with proc.cond:
         while True:
             if proc.pending_exit is not None:

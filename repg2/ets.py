@@ -465,9 +465,15 @@ class _OrderedStore:
         its public ``irange`` costs about 9 µs of Python per call, more than
         the rest of a 10-member pg2 read.
         """
+        return self.between((terms.TUPLE, size, prefix), (terms.TUPLE, size, (*prefix, _ABOVE_EVERY_TERM)))
+
+    def between(self, lower: Any, upper: Any) -> list[Object]:
+        """Return the objects whose term-order key ``k`` has ``lower <= k < upper``, in order.
+
+        Erlang: none (see prefix)
+        """
         keys: Any = self.tree._list  # type: ignore[attr-defined]  # the private SortedList: not in the stubs
         lists, maxes = keys._lists, keys._maxes
-        lower, upper = (terms.TUPLE, size, prefix), (terms.TUPLE, size, (*prefix, _ABOVE_EVERY_TERM))
         pos = bisect.bisect_left(maxes, lower)
         start = bisect.bisect_left(lists[pos], lower) if pos < len(maxes) else 0
         found: list[Any] = []
@@ -1367,6 +1373,8 @@ class _PrefixPlan(NamedTuple):
     width: int  # the size of the pattern, so of every matching object
     slots: tuple[tuple[int, int], ...]  # per variable in number order: (object index, key index or -1)
     getters: tuple[Callable[[Object], Any], ...]  # per variable: read its value from a matching object
+    lower: Any  # the least term-order key of the range (see _OrderedStore.prefix)
+    upper: Any  # a key just above the range
 
 
 # Prefix plans, keyed by (keypos, element types of the pattern and of its key,
@@ -1435,7 +1443,8 @@ def _prefix_plan(pattern: Pattern, keypos: int, fname: str) -> _PrefixPlan | Non
     inexact = tuple(j for j, p in enumerate(bound) if not _numberless(p))
     ordered = tuple(slots[n] for n in sorted(slots))
     getters = tuple(operator.itemgetter(i) if j < 0 else _nested_getter(i, j) for i, j in ordered)
-    plan = _PrefixPlan(keypos - 1, len(key), bound, prefix, inexact, len(pattern), ordered, getters)
+    lower, upper = (terms.TUPLE, len(key), prefix), (terms.TUPLE, len(key), (*prefix, _ABOVE_EVERY_TERM))
+    plan = _PrefixPlan(keypos - 1, len(key), bound, prefix, inexact, len(pattern), ordered, getters, lower, upper)
     if _PLAIN_LEAVES.issuperset(signature[2]):  # the other elements are variables: plain str
         if len(_prefix_plans) >= _COMPILED_MAX:
             _prefix_plans.clear()
@@ -1462,24 +1471,41 @@ def _match_prefix(t: _Table, plan: _PrefixPlan, fname: str) -> list[list[Term]]:
         if t.deleted:
             raise _badarg(fname, f"table {t.ref!r} was deleted")
         # Objects are immutable tuples: reading them after the lock is released is safe.
-        objects = store.prefix(plan.size, plan.prefix)
+        objects = store.between(plan.lower, plan.upper)
         t.rows_examined += len(objects)
         has_lists = t.has_lists
     width, kp = plan.width, plan.keypos
     if plan.inexact:
         exact = [(j, terms.exact_key(plan.bound[j])) for j in plan.inexact]
         objects = [o for o in objects if builtins.all(terms.exact_key(o[kp][j]) == e for j, e in exact)]
-    # One comprehension and no inner one for one or two variables: all pg2 binds.
-    match plan.getters:
-        case (get1,):
-            found = [[get1(obj)] for obj in objects if len(obj) == width]
-        case (get1, get2):
-            found = [[get1(obj), get2(obj)] for obj in objects if len(obj) == width]
-        case getters:
-            found = [[get(obj) for get in getters] for obj in objects if len(obj) == width]
+    # One comprehension and no inner one for one or two variables: all pg2 binds. pg2's
+    # member read, (('member', Name, '$1'), '$2'), is read by index without a call per row.
+    match plan.slots:
+        case ((i1, j1), (i2, -1)) if j1 >= 0:
+            found = [[obj[i1][j1], obj[i2]] for obj in objects if len(obj) == width]
+        case ((i1, j1),) if j1 >= 0:
+            found = [[obj[i1][j1]] for obj in objects if len(obj) == width]
+        case _:
+            found = _bind_by_getters(plan.getters, objects, width)
     if has_lists:
         return [[_copy(value) for value in row] for row in found]
     return found
+
+
+def _bind_by_getters(
+    getters: tuple[Callable[[Object], Any], ...], objects: list[Object], width: int
+) -> list[list[Any]]:
+    """Read a prefix plan's bindings from each object of the right width, one getter per variable.
+
+    Erlang: none (see _match_prefix)
+    """
+    match getters:
+        case (get1,):
+            return [[get1(obj)] for obj in objects if len(obj) == width]
+        case (get1, get2):
+            return [[get1(obj), get2(obj)] for obj in objects if len(obj) == width]
+        case _:
+            return [[get(obj) for get in getters] for obj in objects if len(obj) == width]
 
 
 def _run(t: _Table, clauses: list[tuple[Pattern, Matcher]], fname: str) -> list[tuple[int, Object, dict[int, Any]]]:

@@ -225,25 +225,34 @@ def _loop(parent: Pid, name: Any, state: Any, module: Any, timeout: Timeout) -> 
     """Receive one message at a time and dispatch it by shape.
 
     Erlang: gen_server:loop/6
-    Erlang: gen_server:decode_msg/8
-    Erlang: gen_server:handle_msg/5
     """
     while True:
         msg = erlang.receive(timeout=timeout, after="timeout")
-        match msg:
-            case ("$gen_call", (Pid(), _) as from_, request):  # Erlang: {'$gen_call', From, Msg}
-                result = _dispatch(module, "handle_call", state, request, from_)
-                state, timeout = _handle_call_result(parent, name, module, state, msg, from_, result)
-            case ("$gen_cast", cast_msg):  # Erlang: {'$gen_cast', Msg}
-                result = _dispatch(module, "handle_cast", state, cast_msg)
-                state, timeout = _handle_common_reply(parent, name, module, state, msg, result)
-            case ("system", from_, request):  # Erlang: {system, From, Req} (sys protocol)
-                state, timeout = _handle_system(parent, name, module, state, from_, request, timeout)
-            case ("EXIT", pid, reason) if pid == parent:  # Erlang: {'EXIT', Parent, Reason}
-                _terminate(reason, name, msg, module, state)
-            case _:  # Erlang: any other message, and 'timeout'
-                result = _dispatch(module, "handle_info", state, msg)
-                state, timeout = _handle_common_reply(parent, name, module, state, msg, result)
+        with erlang._corked():  # the frames of one callback leave together (see Distribution.corked)
+            state, timeout = _handle_msg(parent, name, module, state, timeout, msg)
+
+
+def _handle_msg(parent: Pid, name: Any, module: Any, state: Any, timeout: Timeout, msg: Any) -> tuple[Any, Timeout]:
+    """Dispatch one message by its shape; return the new state and timeout.
+
+    Erlang: gen_server:decode_msg/8
+    Erlang: gen_server:handle_msg/5
+    """
+    match msg:
+        case ("$gen_call", (Pid(), _) as from_, request):  # Erlang: {'$gen_call', From, Msg}
+            result = _dispatch(module, "handle_call", state, request, from_)
+            state, timeout = _handle_call_result(parent, name, module, state, msg, from_, result)
+        case ("$gen_cast", cast_msg):  # Erlang: {'$gen_cast', Msg}
+            result = _dispatch(module, "handle_cast", state, cast_msg)
+            state, timeout = _handle_common_reply(parent, name, module, state, msg, result)
+        case ("system", from_, request):  # Erlang: {system, From, Req} (sys protocol)
+            state, timeout = _handle_system(parent, name, module, state, from_, request, timeout)
+        case ("EXIT", pid, reason) if pid == parent:  # Erlang: {'EXIT', Parent, Reason}
+            _terminate(reason, name, msg, module, state)
+        case _:  # Erlang: any other message, and 'timeout'
+            result = _dispatch(module, "handle_info", state, msg)
+            state, timeout = _handle_common_reply(parent, name, module, state, msg, result)
+    return state, timeout
 
 
 def _dispatch(module: Any, callback: str, state: Any, *args: Any) -> Any:

@@ -8,6 +8,7 @@ condition with :func:`wait_until`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import pickle
 import queue
@@ -874,6 +875,12 @@ class RecordingDist:
 
     def monitor_exit(self, target: Any, watcher: Pid, ref: Ref, reason: Any) -> None:
         self.calls.append(("monitor_exit", target, watcher, ref, reason))
+
+    def corked(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+    def uncork(self) -> None:
+        pass  # nothing is held back: every call above is recorded at once
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ from repg2.tools.bench.plots import plot
 from repg2.tools.bench.reads import ets_prefix_scan
 from repg2.tools.bench.report import check_targets, format_table, read_report, write_report
 from repg2.tools.bench.roundtrip import local_round_trips, remote_round_trips
-from repg2.tools.bench.runner import run
+from repg2.tools.bench.runner import attach_erlang, run
 from repg2.tools.bench.writes import one_trans, trans_client
 
 __all__ = [
@@ -96,6 +96,7 @@ __all__ = [
     "Config",
     "Figure",
     "add_arguments",
+    "attach_erlang",
     "check_targets",
     "ets_prefix_scan",
     "format_table",

@@ -20,8 +20,10 @@ ECHO = "bench_echo"  # a trivial gen_server on every node: the bare multi_call f
 PREFIX = "bench_"  # node names bench_a@..., so a bench never takes a test's or a demo's names
 
 # The sections, in the order they start: the local round trips run first, on a
-# quiet node that is not yet distributed; the report lists them last.
-SECTIONS = ("roundtrip", "reads", "writes", "throughput", "heal")
+# quiet node that is not yet distributed; the report lists them last. ``erlang``
+# (real OTP nodes, when ``erl`` is installed) runs after the Python cluster has
+# stopped, and gives the round trips, trans and pg their same-run Erlang figures.
+SECTIONS = ("roundtrip", "reads", "writes", "throughput", "heal", "erlang")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,6 @@ QUICK = Config(
 
 
 def load_reference() -> dict[str, Any]:
-    """Read the reference figures of real Erlang pg2 shipped with the package."""
+    """Read the stored reference figures of real Erlang (pg2's, and the fallbacks for a machine without erl)."""
     data: dict[str, Any] = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
     return data

@@ -23,8 +23,11 @@ class Figure:
 
     ``runs`` holds one value per run (a median latency, a rate...); the
     figure is their median, with their min-max. ``floor`` names the figure
-    (by ``id``) this one is divided by; ``erlang`` is the reference value of
-    real Erlang pg2 in the same unit, if there is one.
+    (by ``id``) this one is divided by; ``erlang`` is real Erlang's value for
+    the same operation in the same unit, if there is one, and
+    ``erlang_source`` says where it comes from: ``'same_run'`` (real OTP
+    nodes timed in this run, a figure of section ``erlang``) or ``'stored'``
+    (the reference file: pg2, which OTP 25 no longer has, or no ``erl`` here).
     """
 
     id: str
@@ -36,6 +39,7 @@ class Figure:
     p99: float | None = None
     floor: str | None = None
     erlang: float | None = None
+    erlang_source: str | None = None  # 'same_run' | 'stored' | None (no Erlang value)
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from repg2 import erlang, gen_server, global_, kernel, pg2
+from repg2 import erlang, gen_server, global_, kernel, pg, pg2
 from repg2.testing import stop_pg2
 from repg2.tools.bench.config import ECHO
 
@@ -43,10 +43,12 @@ def counting_sleep(seconds: float) -> None:
 
 
 def setup(scale: float = 1.0) -> str:
-    """Start global, pg2 and the trivial server on this node; count (and scale) global's back-off sleeps."""
+    """Start global, pg2, pg's default scope and the trivial server on this node; count (and scale) back-offs."""
     global _scale
     kernel.boot()  # global_name_server and rex
     pg2.start()
+    if erlang.whereis("pg") == "undefined":
+        pg.start("pg")  # as an OTP 25 node whose kernel runs start_pg
     if erlang.whereis(ECHO) == "undefined":
         gen_server.start(("local", ECHO), TrivialServer(), [])
     _scale = scale

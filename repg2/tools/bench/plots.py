@@ -18,7 +18,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure as Drawing
 
-__all__ = ["FIGURES", "draw_heal", "draw_reads", "draw_roundtrips", "draw_throughput", "draw_writes", "plot"]
+__all__ = [
+    "FIGURES",
+    "draw_heal",
+    "draw_pg",
+    "draw_reads",
+    "draw_roundtrips",
+    "draw_throughput",
+    "draw_writes",
+    "plot",
+]
 
 
 def _pyplot() -> Any:
@@ -68,7 +77,7 @@ def draw_reads(report: dict[str, Any]) -> Drawing | None:
     ]:
         fs = [figs[f"{prefix}.{s}"] for s in sizes]
         ax.errorbar(sizes, [f["median"] for f in fs], yerr=_err(fs), fmt=style, capsize=3, label=label)
-    ax.plot(sizes, [ref["get_members_us"][str(s)] for s in sizes], "k--", label="Erlang pg2: get_members")
+    ax.plot(sizes, [ref["get_members_us"][str(s)] for s in sizes], "k--", label="Erlang pg2: get_members (stored)")
     ax.set(
         xscale="log",
         yscale="log",
@@ -105,12 +114,14 @@ def draw_writes(report: dict[str, Any]) -> Drawing | None:
             label=label,
         )
         ax.plot(counts, [f["p99"] / 1000 for f in fs], ".", color=line[0].get_color(), alpha=0.5)
-    for key, label, style in [
-        ("join_us", "Erlang: join + leave (2 x join)", "k--"),
-        ("trans_us", "Erlang: trans", "k:"),
-    ]:
-        scale = 2 if key == "join_us" else 1
-        ax.plot(counts, [scale * ref[key][str(n)] / 1000 for n in counts], style, label=label)
+    ax.plot(counts, [2 * ref["join_us"][str(n)] / 1000 for n in counts], "k--", label="Erlang pg2: 2 x join (stored)")
+    live = [n for n in counts if f"erlang.trans.{n}" in figs]
+    if live:
+        ax.plot(
+            live, [figs[f"erlang.trans.{n}"]["median"] / 1000 for n in live], "k:", label="Erlang: trans (same run)"
+        )
+    else:
+        ax.plot(counts, [ref["trans_us"][str(n)] / 1000 for n in counts], "k:", label="Erlang: trans (stored)")
     ax.set(
         yscale="log",
         xlabel="nodes",
@@ -175,7 +186,7 @@ def draw_heal(report: dict[str, Any]) -> Drawing | None:
     fig, ax = _subplots(6, 4)
     xs = range(len(hs))
     ax.bar([x - 0.2 for x in xs], [f["median"] for f in hs], 0.4, yerr=_err(hs), capsize=3, label="RePy2")
-    ax.bar([x + 0.2 for x in xs], [f["erlang"] or 0 for f in hs], 0.4, label="Erlang pg2", color="0.6")
+    ax.bar([x + 0.2 for x in xs], [f["erlang"] or 0 for f in hs], 0.4, label="Erlang pg2 (stored)", color="0.6")
     for x, f in zip(xs, hs, strict=True):
         ax.annotate(
             f"{f['median']:.0f} ms",
@@ -210,20 +221,23 @@ def draw_roundtrips(report: dict[str, Any]) -> Drawing | None:
     rts = [f for f in report["figures"] if f["section"] == "roundtrip"]
     if not rts:
         return None
+    rts += [f for f in report["figures"] if f["id"].startswith("erlang.rt.")]
     figs = by_id(report)
-    fig, ax = _subplots(7, 4)
+    fig, ax = _subplots(7, 4.4)
     ys = range(len(rts))
-    colors = ["0.6" if f["floor"] is None else "C0" for f in rts]
+    colors = ["C2" if f["section"] == "erlang" else "0.6" if f["floor"] is None else "C0" for f in rts]
     ax.barh(list(ys), [f["median"] for f in rts], xerr=_err(rts), capsize=3, color=colors)
     for y, f in zip(ys, rts, strict=True):
         floor = figs.get(f["floor"]) if f["floor"] else None
-        tag = f"{f['median']:.0f} µs" + (f"  ({f['median'] / floor['median']:.1f}x floor)" if floor else "  floor")
+        value = f"{f['median']:.0f} µs" if f["median"] >= 10 else f"{f['median']:.2f} µs"
+        kind = "  real Erlang, same run" if f["section"] == "erlang" else "  floor"
+        tag = value + (f"  ({f['median'] / floor['median']:.1f}x floor)" if floor else kind)
         ax.annotate(tag, (f["max"], y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set(
         yticks=list(ys),
         yticklabels=[f"{f['name']} [{f['where']}]" for f in rts],
         xlabel="µs per round trip",
-        title=f"Message round trips beside their floors (grey)\n{_subtitle(report)}",
+        title=f"Round trips beside their floors (grey) and real Erlang (green)\n{_subtitle(report)}",
     )
     ax.invert_yaxis()
     ax.set_xlim(0, max(f["max"] for f in rts) * 1.45)
@@ -231,9 +245,39 @@ def draw_roundtrips(report: dict[str, Any]) -> Drawing | None:
     return fig
 
 
+def draw_pg(report: dict[str, Any]) -> Drawing | None:
+    """Draw pg's join beside pg2's and beside real Erlang pg's of the same run, by cluster size."""
+    figs = by_id(report)
+    counts = sorted(int(i.rsplit(".", 1)[1]) for i in figs if i.startswith("writes.pg_join."))
+    if not counts:
+        return None
+    fig, ax = _subplots(7, 4.2)
+    for prefix, label, style in [
+        ("writes.join", "pg2.join (lock, 3 multi_calls)", "o-"),
+        ("writes.pg_join", "pg.join (one local call)", "s-"),
+        ("writes.pg_leave", "pg.leave", "v-"),
+        ("erlang.pg_join", "Erlang pg:join (same run)", "k:"),
+        ("erlang.pg_leave", "Erlang pg:leave (same run)", "k-."),
+    ]:
+        have = [n for n in counts if f"{prefix}.{n}" in figs]
+        if have:
+            ax.plot(have, [figs[f"{prefix}.{n}"]["median"] for n in have], style, label=label)
+    ax.set(
+        yscale="log",
+        xlabel="nodes",
+        ylabel="µs per call",
+        xticks=counts,
+        title=f"pg beside pg2 and real Erlang pg\n{_subtitle(report)}",
+    )
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
 FIGURES: dict[str, Callable[[dict[str, Any]], Drawing | None]] = {  # file name: how it is drawn, in table order
     "reads": draw_reads,
     "writes": draw_writes,
+    "pg": draw_pg,
     "throughput": draw_throughput,
     "heal": draw_heal,
     "roundtrips": draw_roundtrips,

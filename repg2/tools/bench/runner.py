@@ -4,6 +4,9 @@ This process becomes node ``bench_a``; the cluster starts with the most
 nodes any section needs and *shrinks* (``Cluster.stop``) between stages, so
 nodes start once. At each size the sections that measure there run in
 turn; the report then sorts the figures by section, operation and size.
+After the cluster has stopped, real OTP nodes are timed (``erlang_live``)
+and every figure that has an Erlang twin of this run takes its value,
+marked ``same_run``; the others keep the stored reference, marked ``stored``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from repg2 import erlang, global_
 from repg2.testing import Cluster
+from repg2.tools.bench import erlang_live
 from repg2.tools.bench.config import PREFIX, SECTIONS, Config, load_reference
 from repg2.tools.bench.heal import heals
 from repg2.tools.bench.measure import Figure, Progress
@@ -27,7 +31,19 @@ from repg2.tools.bench.roundtrip import local_round_trips, remote_round_trips
 from repg2.tools.bench.throughput import throughput
 from repg2.tools.bench.writes import write_latencies
 
-__all__ = ["run", "steps_of"]
+__all__ = ["attach_erlang", "run", "steps_of"]
+
+# A figure of ours -> its twin of section erlang (real OTP measured in the same run); the
+# node count, where there is one, is the last part of both ids.
+_TWINS = {
+    "rt.remote.dist": "erlang.rt.remote",
+    "rt.local.send": "erlang.rt.local",
+    "writes.trans": "erlang.trans",
+    "writes.pg_join": "erlang.pg_join",
+    "writes.pg_leave": "erlang.pg_leave",
+}
+# Without erl, the stored value that stands in for a twin, by the same prefixes.
+_STORED = {"rt.remote.dist": "rt_remote_us", "rt.local.send": "rt_local_us", "writes.trans": "trans_us"}
 
 
 def steps_of(cfg: Config, sections: Iterable[str]) -> int:
@@ -43,6 +59,8 @@ def steps_of(cfg: Config, sections: Iterable[str]) -> int:
         n += len(cfg.node_counts) if "writes" in wanted else 0
         n += 3 * len(cfg.tp_nodes) if "throughput" in wanted else 0
         n += len(cfg.heal_counts) if "heal" in wanted else 0
+    if "erlang" in wanted and erlang_live.erlang_missing_reason() is None:
+        n += erlang_live.steps(cfg)
     return n
 
 
@@ -81,12 +99,50 @@ def run(cfg: Config, sections: Iterable[str] = SECTIONS, show_progress: bool = T
         figures += bench_reads(cfg, reference, progress)
     if set(wanted) & {"writes", "throughput", "heal", "roundtrip"}:
         figures += _on_a_cluster(cfg, wanted, reference, progress)
+    if "erlang" in wanted:
+        missing = erlang_live.erlang_missing_reason()
+        if missing is None:
+            erl_figures, meta["erlang"] = erlang_live.measure_erlang(cfg, progress)
+            figures += erl_figures
+        else:
+            meta["erlang"] = {"live": False, "reason": missing}
+            print(f"python -m repg2 bench: {missing}; Erlang's figures are the stored ones", file=sys.stderr)
+    else:
+        meta["erlang"] = {"live": False, "reason": "the erlang section was not asked for"}
+    attach_erlang(figures, reference)
     progress.finish()
     meta["seconds"] = round(time.monotonic() - start, 1)
     meta["load_after"] = list(os.getloadavg())
     report = {"meta": meta, "figures": [f.as_json() for f in _in_report_order(figures)], "reference": reference}
     report["targets"] = check_targets(report)
     return report
+
+
+def attach_erlang(figures: list[Figure], reference: dict[str, Any]) -> None:
+    """Give each figure its Erlang value: its same-run twin's median, else the stored one; mark which.
+
+    A figure whose twin was measured in this run takes the twin's median
+    (``erlang_source='same_run'``). A figure with a stand-in in the stored
+    reference takes that without a twin; figures that already carry a
+    stored value (pg2's: OTP 25 has no pg2) keep it. Either way the source
+    says ``'stored'``.
+    """
+    by_id = {f.id: f for f in figures}
+    for f in figures:
+        if f.section == "erlang":
+            continue
+        prefix, _, size = f.id.rpartition(".")
+        twin_id = _TWINS.get(f.id) or (_TWINS.get(prefix, "") + "." + size if prefix in _TWINS else None)
+        twin = by_id.get(twin_id) if twin_id else None
+        if twin is not None:
+            f.erlang, f.erlang_source = twin.median, "same_run"
+            continue
+        stored_key = _STORED.get(f.id) or _STORED.get(prefix)
+        if stored_key is not None and f.erlang is None:
+            stored = reference.get(stored_key)
+            f.erlang = stored.get(size) if isinstance(stored, dict) else stored
+        if f.erlang is not None:
+            f.erlang_source = "stored"
 
 
 def _on_a_cluster(cfg: Config, wanted: list[str], reference: dict[str, Any], progress: Progress) -> list[Figure]:
@@ -117,11 +173,11 @@ def _on_a_cluster(cfg: Config, wanted: list[str], reference: dict[str, Any], pro
 
 def _in_report_order(figures: list[Figure]) -> list[Figure]:
     """Sort figures for the report: by section, then by operation (in the order first measured), then by size."""
-    section_rank = {s: i for i, s in enumerate(("reads", "writes", "throughput", "heal", "roundtrip"))}
+    section_rank = {s: i for i, s in enumerate(("reads", "writes", "throughput", "heal", "roundtrip", "erlang"))}
 
     def operation(f: Figure) -> tuple[str, str]:
         """Name a figure's operation; a round trip is local or remote, so its place is part of it."""
-        return (f.section, f.name if f.section != "roundtrip" else f"{f.name} {f.where}")
+        return (f.section, f.name if f.section not in ("roundtrip", "erlang") else f"{f.name} {f.where}")
 
     name_rank: dict[tuple[str, str], int] = {}
     for f in figures:

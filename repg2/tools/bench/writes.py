@@ -4,7 +4,9 @@
 cluster of 1, 2, 3 or 5: each pg2 write takes a lock on every node, calls
 every node's pg2 server and releases the lock, three ``multi_call`` rounds;
 a bare ``multi_call`` of a trivial server is measured beside them as their
-floor.
+floor. Beside pg2, its successor: ``pg.join`` and ``pg.leave`` in the
+default scope, one call to the local scope process, which then tells its
+peers without waiting for them (no lock, eventually consistent).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from repg2 import erlang, gen_server, global_, pg2
+from repg2 import erlang, gen_server, global_, pg, pg2
 from repg2.erlang import Pid
 from repg2.testing import member_loop
 from repg2.tools.bench.config import ECHO, Config
@@ -66,6 +68,16 @@ def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> lis
         transes = timed(lambda: global_.trans(lock_id, lambda: None), ops)
         nodes = [erlang.node(), *erlang.nodes()]
         bare = timed(lambda: gen_server.multi_call(nodes, ECHO, "ping"), ops)
+        pg_joins, pg_leaves = [], []
+        for i in range(ops + 5):
+            t0 = time.perf_counter()
+            pg.join("bench_pg", member)
+            t1 = time.perf_counter()
+            pg.leave("bench_pg", member)
+            t2 = time.perf_counter()
+            if i >= 5:
+                pg_joins.append((t1 - t0) * 1e6)
+                pg_leaves.append((t2 - t1) * 1e6)
     finally:
         erlang.exit(member, "kill")
     join_ref = reference["join_us"].get(key)
@@ -111,4 +123,10 @@ def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> lis
             extra=extra,
         ),
         latency_figure(floor, "writes", "multi_call of a trivial server (floor)", where, bare, runs, extra=extra),
+        latency_figure(
+            f"writes.pg_join.{n_nodes}", "writes", "pg.join (default scope)", where, pg_joins, runs, extra=extra
+        ),
+        latency_figure(
+            f"writes.pg_leave.{n_nodes}", "writes", "pg.leave (default scope)", where, pg_leaves, runs, extra=extra
+        ),
     ]
