@@ -228,6 +228,7 @@ def _loop(parent: Pid, name: Any, state: Any, module: Any, timeout: Timeout) -> 
     """
     while True:
         msg = erlang.receive(timeout=timeout, after="timeout")
+        # DIVERGENCE(D54): a callback's frames to other nodes leave when it returns or waits, not at each send.
         with erlang._corked():  # the frames of one callback leave together (see Distribution.corked)
             state, timeout = _handle_msg(parent, name, module, state, timeout, msg)
 
