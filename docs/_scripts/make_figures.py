@@ -812,7 +812,8 @@ def pg_decorations(name: str, trace: Any) -> dict[str, Any]:
             },
             "ignored": ["nodedown"],
         }
-    notes, seen = {}, {}
+    notes: dict[int, str] = {}
+    seen: dict[tuple[Any, str], Any] = {}  # (peer, receiving node) -> the groups of its last sync
     for row in _rows(trace, "$gen_cast sync"):
         m = trace.messages[row]
         _tag, peer, groups = m.msg[1]
@@ -841,7 +842,8 @@ def trace_all(outdir: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from repg2 import erlang, pg, pg2
     from repg2.testing import Cluster, member_loop
-    from repg2.testing.pg_nodes import known_peers, start_scope
+    from repg2.testing.nodefuns import start_pg_scope
+    from repg2.testing.pg_nodes import known_peers
     from repg2.tools.trace import Tracer
 
     def save(name: str, trace: Any) -> None:
@@ -906,7 +908,7 @@ def trace_all(outdir: Path) -> None:
 
         # 6. pg: start its default scope on every node, as OTP's kernel does with start_pg.
         for node in cluster.nodes:
-            cluster.rpc(node, start_scope, "pg")
+            cluster.rpc(node, start_pg_scope)
         _until(lambda: all(len(cluster.rpc(n, known_peers, "pg")) == 2 for n in cluster.nodes), "pg's overlay")
         p = erlang.spawn(member_loop)
         with Tracer(cluster, ["pg", me], aliases={me: "C (caller)", p: "P"}) as tracer:
@@ -946,19 +948,19 @@ def trace_partition(cluster: Any, system: str, save: Callable[[str, Any], None])
         found = cluster.rpc(node, lib.get_members, group)
         return set(found) if isinstance(found, list) else set()
 
-    def sees(nodes: list[str], group: str, *names: str) -> Callable[[], bool]:
+    def sees(nodes: list[str], group: str, *who: str) -> Callable[[], bool]:
         """A condition: each of ``nodes`` lists exactly these members of ``group``."""
-        return lambda: all(view(n, group) == {m[x] for x in names} for n in nodes)
+        return lambda: all(view(n, group) == {m[x] for x in who} for n in nodes)
 
     if system == "pg2":
         pg2.create("chat")
         pg2.create("lobby")
-        for group, names in (("chat", CHAT), ("lobby", LOBBY)):
-            for x in names:
+        for group, who in (("chat", CHAT), ("lobby", LOBBY)):
+            for x in who:
                 pg2.join(group, m[x])  # pg2 joins any pid, from any node
     else:
-        for group, names in (("chat", CHAT), ("lobby", LOBBY)):
-            for x in names:
+        for group, who in (("chat", CHAT), ("lobby", LOBBY)):
+            for x in who:
                 cluster.rpc(home[x], pg.join, group, m[x])  # pg joins only local pids: each on its node
     _until(sees(cluster.nodes, "chat", *CHAT), "chat everywhere")
     _until(sees(cluster.nodes, "lobby", *LOBBY), "lobby everywhere")
@@ -979,7 +981,7 @@ def trace_partition(cluster: Any, system: str, save: Callable[[str, Any], None])
             cluster.rpc(b, pg.leave, "lobby", m["b2"])
             cluster.rpc(c, pg.leave, "lobby", m["c2"])
         _until(lambda: all("lobby" not in cluster.rpc(n, lib.which_groups) for n in (b, c)), "lobby gone on b, c")
-    partition = tracer.trace
+    partition: Any = tracer.trace
     for call in ("$gen_call set_lock", "$gen_call leave_local"):  # rpc processes: name them by their part
         for msg in partition.find(call):
             partition.aliases[msg.sender] = "caller"
