@@ -93,10 +93,13 @@ def test_docs_build_with_warnings_as_errors(built: Path) -> None:
         "tour/pg2.html",
         "translation-notes.html",
         "guarantees.html",
+        "from-pg2-to-pg.html",
+        "tour/pg.html",
         "performance.html",
         "workshop.html",
         "notebooks.html",
         "_modules/repg2/pg2.html",
+        "_modules/repg2/pg.html",
     ]:
         assert (built / page).is_file(), page
 
@@ -123,6 +126,32 @@ def test_reading_guide_links_every_pg2_function_to_its_source(built: Path) -> No
             assert f"Erlang: {erlang}" in block, f"{erlang}: {link} lands on code that does not translate it"
 
 
+def test_reading_guide_links_every_pg_function_to_its_source_in_file_order_after_pg2(built: Path) -> None:
+    """pg.erl's 43 functions have rows, in the file's order, after pg2's, each linked to code that translates it."""
+    page = (built / "reading-guide.html").read_text(encoding="utf-8")
+    parser = _Rows()
+    parser.feed(page)
+    source = (built / "_modules" / "repg2" / "pg.html").read_text(encoding="utf-8")
+    by_id = {row_id: row for row in parser.rows for row_id in row[0]}
+    functions = xref.pg_functions()
+    assert len(functions) == 43
+    labels = ["erl-pg-" + re.sub(r"[:/_]", "-", function.lower()) for function in functions]
+    positions = [page.find(f'id="{label}"') for label in labels]
+    assert all(at > 0 for at in positions), [label for label, at in zip(labels, positions, strict=True) if at < 0]
+    assert positions == sorted(positions), "pg's rows are not in pg.erl's order"
+    assert page.find('id="erl-pg2-do-monitor-1"') < positions[0], "pg comes after pg2"
+    assert re.search(r'<h2>pg<a class="headerlink"', page), "no pg section"
+    for function, label in zip(functions, labels, strict=True):
+        erlang = f"pg:{function}"
+        _ids, hrefs, text = by_id[label]
+        assert "no translation" not in "".join(text), f"{erlang} is listed without a translation"
+        links = [h for h in hrefs if re.match(r"^(\./)?_modules/repg2/pg\.html#", h)]
+        assert links, f"{erlang}: no link to the source of repg2/pg.py in {hrefs}"
+        for link in links:
+            block = _viewcode_block(source, link.split("#", 1)[1])
+            assert f"Erlang: {erlang}" in block, f"{erlang}: {link} lands on code that does not translate it"
+
+
 def test_reading_guide_lists_every_erlang_line(built: Path) -> None:
     """Each Erlang function named by an ``Erlang:`` docstring line has its row."""
     page = (built / "reading-guide.html").read_text(encoding="utf-8")
@@ -139,6 +168,24 @@ def test_join_pictures_are_in_the_page(built: Path) -> None:
         assert (built / srcs[0]).is_file(), srcs[0]
 
 
+def test_the_pg2_to_pg_chapter_shows_each_scenario_on_both(built: Path) -> None:
+    """ "From pg2 to pg" shows the pg2 and pg pictures of each scenario, as files that exist, each with its trace."""
+    page = (built / "from-pg2-to-pg.html").read_text(encoding="utf-8")
+    names = ["join", "pg-join", "pg2-partition", "pg-partition", "pg2-partition-heal", "pg-partition-heal"]
+    found = {}
+    for name in names:
+        srcs = re.findall(rf'src="([^"]*/{name}\.svg)"', page)
+        assert srcs, f"{name}.svg is not on the page"
+        assert (built / srcs[0]).is_file(), srcs[0]
+        found[name] = page.find(srcs[0])
+    assert [found[n] for n in names] == sorted(found.values()), "each pg2 picture comes before its pg counterpart"
+    assert page.count('class="trace-log"') >= len(names), "a picture without its trace as text"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for said in ["Why OTP replaced pg2", "The API, side by side", "What each heal leaves", "nolocal"]:
+        assert said in text, said
+    assert 'href="notebooks/07-pg2-and-pg.html"' in page
+
+
 def _toctree_pages(page: str) -> list[str]:
     """Return the pages a built page's toctrees list at their first level, in order."""
     blocks = re.findall(r'<div class="toctree-wrapper compound">(.*?)</div>', page, re.S)
@@ -150,7 +197,7 @@ def _toctree_pages(page: str) -> list[str]:
 
 
 def test_the_front_page_follows_the_learners_order(built: Path) -> None:
-    """The book runs: what pg2 is, notebooks 01-02, the join with 03, guarantees with 04, 05, reading, performance."""
+    """The book runs: what pg2 is, 01-02, the join with 03, guarantees with 04, 05, pg with 07, reading, performance."""
     pages = _toctree_pages((built / "index.html").read_text(encoding="utf-8"))
     learner = [
         "what-is-pg2.html",
@@ -161,6 +208,8 @@ def test_the_front_page_follows_the_learners_order(built: Path) -> None:
         "guarantees.html",
         "notebooks/04-failures-and-healing.html",
         "notebooks/05-pubsub-chat.html",
+        "from-pg2-to-pg.html",
+        "notebooks/07-pg2-and-pg.html",
         "reading-guide.html",
         "reading-erlang.html",
         "tour/index.html",
@@ -172,9 +221,9 @@ def test_the_front_page_follows_the_learners_order(built: Path) -> None:
 
 
 def test_the_tour_starts_at_pg2_then_reads_the_foundations(built: Path) -> None:
-    """The tour's first page is pg2; the runtime, ETS, gen_server, supervision, nodes and locks follow."""
+    """The tour's first page is pg2; the runtime, ETS, gen_server, supervision, nodes and locks follow, then pg."""
     pages = _toctree_pages((built / "tour" / "index.html").read_text(encoding="utf-8"))
-    assert pages[:7] == [
+    assert pages[:8] == [
         "pg2.html",
         "erlang.html",
         "terms-ets.html",
@@ -182,7 +231,13 @@ def test_the_tour_starts_at_pg2_then_reads_the_foundations(built: Path) -> None:
         "supervisor-kernel.html",
         "distribution.html",
         "global.html",
+        "pg.html",
     ], pages
+    tour_pg = (built / "tour" / "pg.html").read_text(encoding="utf-8")
+    assert (
+        'id="repg2.pg.join"' in tour_pg
+        and 'href="https://github.com/erlang/otp/blob/OTP-25.2.3/lib/kernel/src/pg.erl"' in tour_pg
+    )
 
 
 def test_the_reading_guide_gives_the_originals_the_side_by_side_tool_and_the_syntax_page(built: Path) -> None:
@@ -191,6 +246,8 @@ def test_the_reading_guide_gives_the_originals_the_side_by_side_tool_and_the_syn
     text = html.unescape(re.sub(r"<[^>]+>", "", page))  # code blocks are highlighted: one span per token
     assert 'href="https://github.com/erlang/otp/blob/OTP-18.3/lib/kernel/src/pg2.erl"' in page
     assert 'href="https://github.com/erlang/otp/blob/OTP-25.2.3/lib/kernel/src/pg.erl"' in page
+    assert "coming" not in text, "the guide still says a translation is coming"
+    assert 'href="_modules/repg2/pg.html' in page or 'href="tour/pg.html#module-repg2.pg"' in page
     assert "python -m repg2 xref --side-by-side pg2.erl --html pg2.html" in text
     assert 'href="reading-erlang.html"' in page
 
@@ -226,10 +283,10 @@ def test_the_erlang_syntax_page_sets_each_construct_beside_our_python(built: Pat
 
 
 def test_the_notebooks_page_lists_every_notebook(built: Path) -> None:
-    """The notebooks page has a row, with a working link, for each notebook, 06 included."""
+    """The notebooks page has a row, with a working link, for each notebook, 06 and 07 included."""
     page = (built / "notebooks.html").read_text(encoding="utf-8")
     notebooks = sorted(p.stem for p in (DOCS.parent / "notebooks").glob("[0-9]*.ipynb"))
-    assert "06-performance" in notebooks
+    assert "06-performance" in notebooks and "07-pg2-and-pg" in notebooks
     for stem in notebooks:
         assert f'href="notebooks/{stem}.html"' in page, stem
         assert (built / "notebooks" / f"{stem}.html").is_file(), stem
@@ -240,6 +297,8 @@ def test_the_readme_points_to_the_originals_the_book_and_one_install_per_purpose
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     assert "pip install -e '.[test]' && python -m repg2 demo\npython -m pytest --cov --cov-report=term\n" in readme
     assert "https://github.com/erlang/otp/blob/OTP-18.3/lib/kernel/src/pg2.erl" in readme
+    assert "https://github.com/erlang/otp/blob/OTP-25.2.3/lib/kernel/src/pg.erl" in readme
+    assert "is coming" not in readme, "the README still calls pg's translation coming"
     assert "python -m repg2 xref --side-by-side pg2.erl --html pg2.html" in readme
     for command in ["pip install -e .`", "pip install -e '.[notebooks]' jupyterlab", "pip install -e '.[docs]'"]:
         assert command in readme, command

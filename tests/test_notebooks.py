@@ -8,7 +8,7 @@ compared: they hold pids and timings). The kernel is this interpreter's
 fails the test with the cell's source and the error, ANSI colours removed.
 Each notebook must finish within a minute. The stored notebooks are
 checked too: each comes from one run from top to bottom, each of 01 to 05
-has its "predict, then run" exercise, and 06 measures only when asked.
+and 07 has its "predict, then run" exercise, and 06 measures only when asked.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def test_notebook_runs(path: Path) -> None:
     assert took < NOTEBOOK_BUDGET, f"{path.name} took {took:.1f} s, more than {NOTEBOOK_BUDGET} s"
 
 
-@pytest.mark.parametrize("prefix", ["01", "02", "03", "04", "05"])
+@pytest.mark.parametrize("prefix", ["01", "02", "03", "04", "05", "07"])
 def test_each_walkthrough_ends_with_a_predict_then_run_exercise(prefix: str) -> None:
-    """Notebooks 01-05 each have an exercise: a question, a cell to run (output folded), the answer folded away."""
+    """Notebooks 01-05 and 07 each have an exercise: a question, a cell to run (output folded), the answer folded away."""
     (path,) = NOTEBOOKS.glob(f"{prefix}-*.ipynb")
     cells = nbformat.read(path, as_version=4).cells
     starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and "predict, then run" in c.source]

@@ -353,6 +353,33 @@ def test_phases_are_bands_with_headings_and_notes_sit_under_their_message() -> N
         assert shown in svg, shown
 
 
+def test_select_keeps_the_messages_events_and_lifelines_of_the_chosen_processes() -> None:
+    """A trace of two servers that saw the same events splits into one trace per server, by name or pid."""
+    pg2_a, pg_a, pg2_b, pg_b, member = Pid(A, 1, 1), Pid(A, 2, 1), Pid(B, 1, 1), Pid(B, 2, 1), Pid(B, 9, 1)
+    down = ("DOWN", Ref(A, 3), "process", member, "noconnection")
+    exchange = ("$gen_cast", ("exchange", A, []))
+    events = [
+        event("receive", A, 1.0, None, pg2_a, down, receiver_name="pg2", seq=0),
+        event("receive", A, 1.1, None, pg_a, ("nodedown", B), receiver_name="pg", seq=1),
+        event("send", A, 2.0, pg2_a, pg2_b, exchange, sender_name="pg2", seq=2),
+        event("receive", B, 2.5, None, pg2_b, exchange, receiver_name="pg2", seq=0),
+        event("send", A, 3.0, pg_a, pg_b, ("discover", pg_a), sender_name="pg", seq=3),
+        event("receive", B, 3.5, None, pg_b, ("discover", pg_a), receiver_name="pg", seq=1),
+    ]
+    names = {pg2_a: "pg2", pg2_b: "pg2", pg_a: "pg", pg_b: "pg"}
+    tr = trace._build(events, [A, B], 0.0, names, {}, ["pg2", "pg"], 0, [])
+    assert tr.labels() == ["DOWN (noconnection)", "nodedown (b)", "$gen_cast exchange", "discover"]
+    pg2_only, pg_only = tr.select("pg2"), tr.select("pg")
+    assert pg2_only.labels() == ["DOWN (noconnection)", "$gen_cast exchange"]
+    assert pg_only.labels() == ["nodedown (b)", "discover"]
+    assert pg2_only.watched == [pg2_a, pg2_b] and pg2_only.order == ["pg2"]
+    assert {e.msg for e in pg_only.events} == {("nodedown", B), ("discover", pg_a)}
+    lines, _nodes = pg_only.diagram()._lifelines(pg_only.messages)
+    assert [line.label for line in lines] == ["runtime", "pg", "pg"]
+    assert tr.select(pg_b).labels() == ["discover"]  # a pid chooses one process, not every one of its name
+    assert len(tr) == 4 and len(tr.watched) == 4  # the whole trace is left as it was
+
+
 def test_an_unpicklable_message_travels_as_text() -> None:
     """A recorded message that cannot be pickled is replaced by its repr before it leaves its node."""
     lock = __import__("threading").Lock()

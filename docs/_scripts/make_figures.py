@@ -1,4 +1,4 @@
-"""Draw the message diagrams of "How a join travels" as SVG: real traces, or a hand-listed fallback.
+"""Draw the message diagrams of "How a join travels" and "From pg2 to pg" as SVG: real traces, or a fallback.
 
 Run by the docs build (``docs/_ext/repg2_docs.py`` calls :func:`main` when the
 builder starts) and by hand::
@@ -7,27 +7,35 @@ builder starts) and by hand::
     python docs/_scripts/make_figures.py --trace [OUTDIR]    # trace now, on a fresh 3-node cluster
     python docs/_scripts/make_figures.py --hand [OUTDIR]     # draw the hand-listed messages
 
-Four pictures, each of the processes on three nodes and the messages between
-them, in the order they are sent: ``join.svg`` (one ``pg2:join(g, P)`` from a
-process on node a), ``member-death.svg`` (a member on node b dies),
-``node-death.svg`` (node c is killed), ``heal.svg`` (the partition
-``{a} | {b, c}`` heals).
+Nine pictures, each of the processes on three nodes and the messages between
+them, in the order they are sent. Four of pg2 for "How a join travels":
+``join.svg`` (one ``pg2:join(g, P)`` from a process on node a),
+``member-death.svg`` (a member on node b dies), ``node-death.svg`` (node c
+is killed), ``heal.svg`` (the partition ``{a} | {b, c}`` heals). Five for
+"From pg2 to pg", pg2 and pg in the same scenarios: ``pg-join.svg`` (one
+``pg:join(g, P)``, beside ``join.svg``), then a partition ``{a} | {b, c}``
+in which a member dies on each side and the group ``lobby`` is emptied on
+the side of b and c (``pg2-partition.svg``, ``pg-partition.svg``), and its
+heal (``pg2-partition-heal.svg``, ``pg-partition-heal.svg``).
 
 **Real traces first.** With ``repg2.tools.trace`` available, the pictures are
 recorded: a child process becomes node a of a :class:`repg2.testing.cluster.Cluster`
 of three real nodes, with its own port mapper port so that it never meets
-another cluster of this machine, runs the four scenarios under a
+another cluster of this machine, runs the scenarios under a
 :class:`repg2.tools.trace.Tracer`, and saves each trace's sequence diagram (SVG)
 and text log. That takes a few seconds, so it is done only when the code
 changed: ``figures.json`` records a hash of ``repg2/**/*.py`` and of this
 script, and a build whose hash matches keeps the pictures it has.
 
-**The fallback** draws the same four stories from message lists written here
+**The fallback** draws the same stories from message lists written here
 by hand, read off the code (``pg2.join`` runs ``global_.trans`` around
 ``gen_server.multi_call(SERVER, ('join', name, pid))``; ``global_.set_lock``
 multi_calls ``('set_lock', id)`` to every ``global_name_server``, ``del_lock``
 multi_calls ``('del_lock', id)``; ``pg2.handle_info`` answers ``nodeup`` with
-an ``exchange`` cast; ``pg2.member_died`` abcasts ``del_member``).
+an ``exchange`` cast; ``pg2.member_died`` abcasts ``del_member``; ``pg.join``
+calls the local scope process, which sends ``join`` to each peer;
+``pg.handle_info`` answers ``nodeup`` with ``discover``, and ``discover``
+with a ``sync`` cast).
 
 ``REPG2_DOCS_FIGURES`` chooses:
 
@@ -59,12 +67,27 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DEFAULT_OUT = HERE.parent / "_static" / "figures"
-NAMES = ["join", "member-death", "node-death", "heal"]
+NAMES = [
+    "join",
+    "member-death",
+    "node-death",
+    "heal",
+    "pg-join",
+    "pg2-partition",
+    "pg2-partition-heal",
+    "pg-partition",
+    "pg-partition-heal",
+]
 TITLES = {
     "join": "One join: pg2:join(g, P) called by C on node a",
     "member-death": "A member dies: P on node b is killed",
     "node-death": "A node dies: c, with its member P3, is killed",
     "heal": "A heal: the partition {a} | {b, c} ends",
+    "pg-join": "pg's join: pg:join(g, P) called by C on node a",
+    "pg2-partition": "pg2 in the partition {a} | {b, c}: a member dies on each side, b deletes lobby",
+    "pg2-partition-heal": "pg2's heal: each side adds what it lacks (exchange)",
+    "pg-partition": "pg in the partition {a} | {b, c}: a member dies on each side, lobby's members leave",
+    "pg-partition-heal": "pg's heal: discover, then each side sends its own members (sync)",
 }
 TRACE_TIMEOUT = 150.0  # seconds for the whole traced run, cluster start and stop included
 
@@ -86,7 +109,8 @@ class Msg:
 
     ``kind`` picks the arrow: ``call`` (a gen_server request), ``reply``,
     ``cast`` (gen_server cast or abcast), ``signal`` (a message from the
-    runtime: ``'DOWN'``, ``nodeup``, ``nodedown``).
+    runtime: ``'DOWN'``, ``nodeup``, ``nodedown``), ``info`` (a plain
+    message, as pg's scope processes send each other: ``join``, ``discover``).
     """
 
     src: str
@@ -254,9 +278,171 @@ def heal_diagram() -> Diagram:
     return Diagram("heal", TITLES["heal"], lanes, ev)
 
 
+# -- pg beside pg2: "From pg2 to pg" ---------------------------------------------------
+#
+# The partition stories have one cast: chat = a1, a2 (on a), b1 (on b), c1
+# (on c); lobby = b2 (on b), c2 (on c). The cut is {a} | {b, c}; then a2
+# dies on a, b1 dies on b, and lobby is emptied on the side of b and c
+# (pg2: delete(lobby) called on b; pg: b2 and c2 leave, each on its node).
+
+
+def pg_join_diagram() -> Diagram:
+    """``pg.join('g', P)`` called by process C on node a: one local call, one message per peer.
+
+    Follows pg:join/2, pg:handle_call/3 ({join_local, ...}),
+    pg:broadcast/2, pg:handle_info/2 ({join, ...}).
+    """
+    lanes = [Lane("C", "C (caller)", "a")] + [Lane(f"pg{n}", "pg", n) for n in "abc"]
+    ev: list[Msg | Note | Phase | Death] = [
+        Phase("1  gen_server:call(pg, {join_local, g, P}): the scope process of a only"),
+        Msg("C", "pga", "{join_local, g, P}"),
+        Note(("pga",), "join_local: monitor P,\nadd P to g's row"),
+        Phase("2  broadcast: one {join, Peer, g, P} to each peer scope process, then the reply"),
+        Msg("pga", "pgb", "{join, PgA, g, P}", "info"),
+        Msg("pga", "pgc", "{join, PgA, g, P}", "info"),
+        Note(("pgb", "pgc"), "join_remote_update_ets:\nadd P to g"),
+        Msg("pga", "C", "ok", "reply"),
+        Note(("C",), "join returns ok"),
+    ]
+    return Diagram("pg-join", TITLES["pg-join"], lanes, ev)
+
+
+def _runtime_and(server: str, nodes: str = "abc", caller: str = "") -> list[Lane]:
+    """Lanes ``runtime`` and ``server`` on each node (and a caller on the nodes named in ``caller``)."""
+    lanes = []
+    for n in nodes:
+        lanes.append(Lane(f"rt{n}", "runtime", n))
+        if n in caller:
+            lanes.append(Lane(f"C{n}", "caller", n))
+        lanes.append(Lane(f"{server}{n}", server, n))
+    return lanes
+
+
+def pg2_partition_diagram() -> Diagram:
+    """pg2 through the partition {a} | {b, c}: deaths, then a delete on one side.
+
+    Follows pg2:handle_info/2 ('DOWN', nodedown), pg2:member_died/1,
+    pg2:delete/1, global:trans/2.
+    """
+    lanes = _runtime_and("pg2", caller="b")
+    lanes[4:4] = [Lane("glb", "global_name_server", "b")]
+    lanes.insert(len(lanes) - 1, Lane("glc", "global_name_server", "c"))
+    ev: list[Msg | Note | Phase | Death] = [Phase("1  the cut: every monitor across it fires (noconnection)")]
+    ev += [Msg("rta", "pg2a", f"DOWN (noconnection) for {m}", "signal") for m in ("b1", "b2", "c1", "c2")]
+    ev += [Msg("rta", "pg2a", "{nodedown, b}, {nodedown, c}", "signal", ignored=True)]
+    ev += [Note(("pg2a",), "lobby stays,\nempty")]
+    for n in "bc":
+        ev += [Msg(f"rt{n}", f"pg2{n}", "DOWN (noconnection) for a1, a2", "signal")]
+        ev += [Msg(f"rt{n}", f"pg2{n}", "{nodedown, a}", "signal", ignored=True)]
+    ev += [Msg("pg2b", "pg2c", "{del_member, chat, a1}, ...", "cast", ignored=True)]
+    ev += [
+        Phase("2  on a: a2 dies; only a can still see it"),
+        Msg("rta", "pg2a", "DOWN (killed) for a2", "signal"),
+        Phase("3  on b: b1 dies; b and c each see it"),
+        Msg("rtb", "pg2b", "DOWN (killed) for b1", "signal"),
+        Msg("rtb", "pg2c", "DOWN (killed) for b1", "signal"),
+        Msg("pg2b", "pg2c", "{del_member, chat, b1}", "cast", ignored=True),
+        Phase("4  on b: delete(lobby): the lock and the multi_call reach b and c only"),
+    ]
+    ev += [Msg("Cb", f"gl{n}", "{set_lock, {{pg2,lobby},C}}") for n in "bc"]
+    ev += [Msg(f"gl{n}", "Cb", "true", "reply") for n in "bc"]
+    ev += [Msg("Cb", f"pg2{n}", "{delete, lobby}") for n in "bc"]
+    ev += [Msg(f"pg2{n}", "Cb", "ok", "reply") for n in "bc"]
+    ev += [Note(("pg2b", "pg2c"), "lobby deleted")]
+    ev += [Msg("Cb", f"gl{n}", "{del_lock, {{pg2,lobby},C}}") for n in "bc"]
+    ev += [Msg(f"gl{n}", "Cb", "true", "reply") for n in "bc"]
+    return Diagram("pg2-partition", TITLES["pg2-partition"], lanes, ev)
+
+
+def pg2_partition_heal_diagram() -> Diagram:
+    """pg2's heal after :func:`pg2_partition_diagram`: the exchange brings lobby back.
+
+    Follows pg2:handle_info/2 (nodeup), pg2:handle_cast/2 (exchange), pg2:store/1.
+    """
+    lanes = _runtime_and("pg2")
+    ev: list[Msg | Note | Phase | Death] = []
+    for n, phase in (("b", "1  a and b reconnect"), ("c", "2  a and c reconnect (transitively)")):
+        ev += [
+            Phase(phase + ": nodeup, then each pg2 server casts all its groups (exchange)"),
+            Msg("rta", "pg2a", f"{{nodeup, {n}}}", "signal"),
+            Msg(f"rt{n}", f"pg2{n}", "{nodeup, a}", "signal"),
+            Msg("pg2a", f"pg2{n}", "{exchange, a, [[chat, [a1]], [lobby, []]]}", "cast"),
+            Note((f"pg2{n}",), "store: lobby is\ncreated again"),
+            Msg(f"pg2{n}", "pg2a", f"{{exchange, {n}, [[chat, [c1]]]}}", "cast"),
+            Note(("pg2a",), "store: add c1"),
+        ]
+    return Diagram("pg2-partition-heal", TITLES["pg2-partition-heal"], lanes, ev)
+
+
+def pg_partition_diagram() -> Diagram:
+    """pg through the partition {a} | {b, c}: one DOWN per peer, leaves announced by the owner.
+
+    Follows pg:handle_info/2 ('DOWN', nodedown), pg:leave_remote_update_ets/5,
+    pg:leave/2, pg:handle_call/3 ({leave_local, ...}).
+    """
+    lanes = _runtime_and("pg", caller="bc")
+    ev: list[Msg | Note | Phase | Death] = [
+        Phase("1  the cut: one monitor per peer scope process fires (noconnection)")
+    ]
+    for n, peers in (("a", "bc"), ("b", "a"), ("c", "a")):
+        for peer in peers:
+            ev += [Msg(f"rt{n}", f"pg{n}", f"DOWN (noconnection) for pg@{peer}", "signal")]
+            ev += [Msg(f"rt{n}", f"pg{n}", f"{{nodedown, {peer}}}", "signal", ignored=True)]
+    ev += [Note(("pga",), "b's and c's members\nleave: lobby is gone")]
+    ev += [
+        Phase("2  on a: a2 dies; a's scope process alone monitors it"),
+        Msg("rta", "pga", "DOWN (killed) for a2", "signal"),
+        Note(("pga",), "a2 leaves chat;\nno peer to tell"),
+        Phase("3  on b: b1 dies; b's scope process tells its peer"),
+        Msg("rtb", "pgb", "DOWN (killed) for b1", "signal"),
+        Msg("pgb", "pgc", "{leave, PgB, b1, [chat]}", "info"),
+        Phase("4  b2 and c2 leave lobby, each through its own node's scope process"),
+        Msg("Cb", "pgb", "{leave_local, lobby, b2}"),
+        Msg("pgb", "pgc", "{leave, PgB, b2, [lobby]}", "info"),
+        Msg("pgb", "Cb", "ok", "reply"),
+        Msg("Cc", "pgc", "{leave_local, lobby, c2}"),
+        Msg("pgc", "pgb", "{leave, PgC, c2, [lobby]}", "info"),
+        Msg("pgc", "Cc", "ok", "reply"),
+        Note(("pgb", "pgc"), "lobby has no member:\nits row is deleted"),
+    ]
+    return Diagram("pg-partition", TITLES["pg-partition"], lanes, ev)
+
+
+def pg_partition_heal_diagram() -> Diagram:
+    """pg's heal after :func:`pg_partition_diagram`: discover both ways, then each side's own members.
+
+    Follows pg:handle_info/2 (nodeup, discover), pg:handle_cast/2 (sync), pg:handle_sync/6.
+    """
+    lanes = _runtime_and("pg")
+    ev: list[Msg | Note | Phase | Death] = []
+    for n, phase in (("b", "1  a and b reconnect"), ("c", "2  a and c reconnect (transitively)")):
+        theirs = "[{chat, [c1]}]" if n == "c" else "[]"
+        ev += [
+            Phase(phase + ": nodeup, discover both ways, each answers with a sync"),
+            Msg("rta", "pga", f"{{nodeup, {n}}}", "signal"),
+            Msg(f"rt{n}", f"pg{n}", "{nodeup, a}", "signal"),
+            Msg("pga", f"pg{n}", "{discover, PgA}", "info"),
+            Msg(f"pg{n}", "pga", f"{{discover, Pg{n.upper()}}}", "info"),
+            Msg("pga", f"pg{n}", "{sync, PgA, [{chat, [a1]}]}", "cast"),
+            Msg(f"pg{n}", "pga", f"{{sync, Pg{n.upper()}, {theirs}}}", "cast"),
+            Note(("pga", f"pg{n}"), "handle_sync: the peer's\nmembers, replaced"),
+        ]
+    return Diagram("pg-partition-heal", TITLES["pg-partition-heal"], lanes, ev)
+
+
 def diagrams() -> list[Diagram]:
-    """Return the four diagrams, in the order the page shows them."""
-    return [join_diagram(), member_death_diagram(), node_death_diagram(), heal_diagram()]
+    """Return the diagrams, in the order of :data:`NAMES`."""
+    return [
+        join_diagram(),
+        member_death_diagram(),
+        node_death_diagram(),
+        heal_diagram(),
+        pg_join_diagram(),
+        pg2_partition_diagram(),
+        pg2_partition_heal_diagram(),
+        pg_partition_diagram(),
+        pg_partition_heal_diagram(),
+    ]
 
 
 # == Drawing ==============================================================================
@@ -266,6 +452,7 @@ STYLE = {  # kind -> (colour, line style, arrow head)
     "reply": ("#1f4e9c", (0, (4, 3)), "-|>"),
     "cast": ("#2b7a3d", "-", "->"),
     "signal": ("#b03a2e", (0, (1.5, 2)), "-|>"),
+    "info": ("#7d3c98", "-", "->"),
 }
 NODE_COLOURS = {"a": "#eef3fb", "b": "#f1f8ee", "c": "#fdf3e7"}
 LANE_W = 1.55  # inches per lane
@@ -421,7 +608,17 @@ def render(diagram: Diagram) -> bytes:
     # Legend: what each arrow means.
     ly = height - 0.22
     lx = 0.35
-    for kind, text in (("call", "call"), ("reply", "reply"), ("cast", "cast / abcast"), ("signal", "runtime")):
+    used = {e.kind for e in diagram.events if isinstance(e, Msg)}
+    legend = (
+        ("call", "call"),
+        ("reply", "reply"),
+        ("cast", "cast / abcast"),
+        ("signal", "runtime"),
+        ("info", "message"),
+    )
+    for kind, text in legend:
+        if kind not in used:
+            continue
         colour, style, head = STYLE[kind]
         ax.annotate(
             "",
@@ -517,18 +714,136 @@ def decorations(name: str, trace: Any) -> dict[str, Any]:
             },
             "notes": {row: "store: add what\nis missing" for row in _rows(trace, "$gen_cast exchange")},
         }
+    if name in ("pg2-partition", "pg2-partition-heal"):
+        return pg2_partition_decorations(name, trace)
+    if name in ("pg-join", "pg-partition", "pg-partition-heal"):
+        return pg_decorations(name, trace)
     return {}
 
 
+def _on(trace: Any, rows: list[int], node: str) -> list[int]:
+    """Keep the rows whose message was received on ``node`` (its short name)."""
+    return [i for i in rows if trace.messages[i].receiver_node.split("@")[0] == node]
+
+
+def _groups(trace: Any, groups: list[Any]) -> str:
+    """Write a list of ``(group, pids)`` the way the notes do, a group a line: ``chat [a1]`` (pids by alias)."""
+    text = "\n".join(f"{group} [{', '.join(trace.label(pid) for pid in pids)}]" for group, pids in groups)
+    return text or "none"
+
+
+def _whose_down(trace: Any, row: int) -> str:
+    """Name the process a ``'DOWN'`` is about (its alias: ``a2``)."""
+    return str(trace.label(trace.messages[row].msg[3]))
+
+
+def pg2_partition_decorations(name: str, trace: Any) -> dict[str, Any]:
+    """Decorate pg2's side of "From pg2 to pg": the partition with its changes, and the heal."""
+    if name == "pg2-partition":
+        killed = _rows(trace, "DOWN (killed)")
+        return {
+            "sections": {
+                "1 the cut": (0, "{a} | {b, c}: a DOWN (noconnection) for each member across the cut, then nodedown"),
+                "2 on a": (killed[0], "a2 is killed: a's pg2 drops it (b and c did at the cut)"),
+                "3 on b": (killed[1], "b1 is killed: the pg2 servers of b and c each get their own DOWN"),
+                "4 on b": (
+                    trace.index("$gen_call set_lock"),
+                    "delete(lobby): the lock and the multi_call reach b and c, the nodes that answer",
+                ),
+            },
+            "notes": {
+                _on(trace, _rows(trace, "nodedown"), "a")[-1]: "lobby stays on a,\nwith no member",
+                **{row: f"member_died: {_whose_down(trace, row)}\nleaves chat" for row in killed},
+                **{row: "lobby deleted" for row in _rows(trace, "$gen_call delete")},
+            },
+            "ignored": ["$gen_cast del_member", "nodedown"],
+        }
+
+    def note(row: int) -> str:
+        """Say what store/1 gets from this exchange; b and c deleted lobby, so an empty lobby comes back."""
+        m = trace.messages[row]
+        sent = [(group, pids) for group, pids in m.msg[1][2]]
+        back = [group for group, pids in sent if not pids and m.receiver_node.split("@")[0] != "a"]
+        lines = _groups(trace, [(group, pids) for group, pids in sent if group not in back])
+        return "store: add what\nis missing of\n" + lines + "".join(f"\n{group}: back, empty" for group in back)
+
+    return {
+        "sections": {
+            "1 a–b": (0, "a and b reconnect: nodeup on both sides, each casts all its groups (exchange)"),
+            "2 a–c": (_first(trace, "nodeup", {"a", "c"}), "a and c reconnect (transitively): the same"),
+        },
+        "notes": {row: note(row) for row in _rows(trace, "$gen_cast exchange")},
+    }
+
+
+def pg_decorations(name: str, trace: Any) -> dict[str, Any]:
+    """Decorate pg's side of "From pg2 to pg": the join, the partition with its changes, the heal."""
+    if name == "pg-join":
+        joins = _rows(trace, "join")
+        return {
+            "sections": {
+                "1 call": (0, "gen_server:call(pg, {join_local, g, P}): the scope process of node a, no other"),
+                "2 broadcast": (joins[0], "one {join, Peer, g, P} message to each peer; no lock, no reply awaited"),
+            },
+            "notes": {
+                0: "join_local: monitor P,\nadd P to g",
+                **{row: "join_remote_update_ets:\nadd P to g" for row in joins},
+                len(trace.messages) - 1: "join returns ok",
+            },
+        }
+    if name == "pg-partition":
+        killed = _rows(trace, "DOWN (killed)")
+        last_leaves = [_rows(trace, "$gen_call leave_local")[-1], _rows(trace, "leave")[-1]]
+        return {
+            "sections": {
+                "1 the cut": (0, "{a} | {b, c}: one DOWN (noconnection) per peer scope process; all its members leave"),
+                "2 on a": (killed[0], "a2 is killed: its own node's scope process alone monitors it"),
+                "3 on b": (killed[1], "b1 is killed: b's scope process sees it and sends its peer one leave"),
+                "4 lobby": (
+                    trace.index("$gen_call leave_local"),
+                    "b2 leaves on b, c2 on c: a local call, and one leave to the peer",
+                ),
+            },
+            "notes": {
+                _on(trace, _rows(trace, "DOWN (noconnection)"), "a")[-1]: "b's and c's members\nleave: lobby is gone",
+                killed[0]: f"{_whose_down(trace, killed[0])} leaves chat;\nno peer to tell",
+                killed[1]: f"{_whose_down(trace, killed[1])} leaves chat;\ntell the peer",
+                **{row: "lobby's last\nmember left:\nits row goes" for row in last_leaves},
+            },
+            "ignored": ["nodedown"],
+        }
+    notes: dict[int, str] = {}
+    seen: dict[tuple[Any, str], Any] = {}  # (peer, receiving node) -> the groups of its last sync
+    for row in _rows(trace, "$gen_cast sync"):
+        m = trace.messages[row]
+        _tag, peer, groups = m.msg[1]
+        key = (peer, m.receiver_node)
+        if seen.get(key) == groups:
+            notes[row] = "same sync again:\nno change"
+        else:
+            peer_node = str(peer.node).split("@")[0]
+            notes[row] = f"handle_sync: {peer_node}'s\nmembers are now\n{_groups(trace, groups)}"
+        seen[key] = groups
+    return {
+        "sections": {
+            "1 a–b": (0, "a and b reconnect: nodeup, then discover both ways; each discover is answered by a sync"),
+            "2 a–c": (_first(trace, "nodeup", {"a", "c"}), "a and c reconnect (transitively): the same"),
+        },
+        "notes": notes,
+    }
+
+
 def trace_all(outdir: Path) -> None:
-    """Run the four scenarios on a real 3-node cluster, saving each trace as SVG and text.
+    """Run the scenarios of :data:`NAMES` on a real 3-node cluster, saving each trace as SVG and text.
 
     This process becomes node a. Must run as a script (``--trace``), never
     inside another node: it starts and stops its own cluster.
     """
     sys.path.insert(0, str(ROOT))
-    from repg2 import erlang, pg2
+    from repg2 import erlang, pg, pg2
     from repg2.testing import Cluster, member_loop
+    from repg2.testing.nodefuns import start_pg_scope
+    from repg2.testing.pg_nodes import known_peers
     from repg2.tools.trace import Tracer
 
     def save(name: str, trace: Any) -> None:
@@ -585,6 +900,101 @@ def trace_all(outdir: Path) -> None:
             cluster.heal()
             _until(lambda: views(cluster.nodes) == [sorted([d, e])] * 3, "the union everywhere")
         save("heal", tracer.trace)
+        pg2.delete("g")
+        _until(lambda: all(cluster.rpc(n, pg2.which_groups) == [] for n in cluster.nodes), "no pg2 group left")
+
+        # 5. pg2 in a partition with changes on both sides, then its heal (see pg2_partition_diagram).
+        trace_partition(cluster, "pg2", save)
+
+        # 6. pg: start its default scope on every node, as OTP's kernel does with start_pg.
+        for node in cluster.nodes:
+            cluster.rpc(node, start_pg_scope)
+        _until(lambda: all(len(cluster.rpc(n, known_peers, "pg")) == 2 for n in cluster.nodes), "pg's overlay")
+        p = erlang.spawn(member_loop)
+        with Tracer(cluster, ["pg", me], aliases={me: "C (caller)", p: "P"}) as tracer:
+            pg.join("g", p)
+        save("pg-join", tracer.trace)
+        _until(lambda: all(cluster.rpc(n, pg.get_members, "g") == [p] for n in cluster.nodes), "P in g everywhere")
+        pg.leave("g", p)
+        _until(lambda: all(cluster.rpc(n, pg.which_groups) == [] for n in cluster.nodes), "no pg group left")
+
+        # 7. pg in the same partition, with the same changes (lobby emptied instead of deleted).
+        trace_partition(cluster, "pg", save)
+
+
+CAST = (("a1", 0), ("a2", 0), ("b1", 1), ("b2", 1), ("c1", 2), ("c2", 2))  # a member's name, its node's index
+CHAT, LOBBY = ("a1", "a2", "b1", "c1"), ("b2", "c2")  # the two groups of the partition stories
+
+
+def trace_partition(cluster: Any, system: str, save: Callable[[str, Any], None]) -> None:
+    """Run the partition story on ``system`` ('pg2' or 'pg'); save ``<system>-partition`` and ``-heal``.
+
+    The cast and the steps are those of :func:`pg2_partition_diagram`: the
+    cut {a} | {b, c}, a2 killed on a, b1 killed on b, lobby emptied on b
+    and c (pg2 deletes it; in pg its two members leave, each on its own
+    node), then the heal.
+    """
+    from repg2 import erlang, pg, pg2
+    from repg2.testing import member_loop
+    from repg2.tools.trace import Tracer
+
+    a, b, c = cluster.nodes
+    home = {name: cluster.nodes[i] for name, i in CAST}
+    m = {name: cluster.spawn(home[name], member_loop) for name, _ in CAST}
+    lib: Any = pg2 if system == "pg2" else pg
+
+    def view(node: str, group: str) -> set[Any]:
+        """The members of ``group`` that ``node`` lists (none if it has no such group)."""
+        found = cluster.rpc(node, lib.get_members, group)
+        return set(found) if isinstance(found, list) else set()
+
+    def sees(nodes: list[str], group: str, *who: str) -> Callable[[], bool]:
+        """A condition: each of ``nodes`` lists exactly these members of ``group``."""
+        return lambda: all(view(n, group) == {m[x] for x in who} for n in nodes)
+
+    if system == "pg2":
+        pg2.create("chat")
+        pg2.create("lobby")
+        for group, who in (("chat", CHAT), ("lobby", LOBBY)):
+            for x in who:
+                pg2.join(group, m[x])  # pg2 joins any pid, from any node
+    else:
+        for group, who in (("chat", CHAT), ("lobby", LOBBY)):
+            for x in who:
+                cluster.rpc(home[x], pg.join, group, m[x])  # pg joins only local pids: each on its node
+    _until(sees(cluster.nodes, "chat", *CHAT), "chat everywhere")
+    _until(sees(cluster.nodes, "lobby", *LOBBY), "lobby everywhere")
+
+    procs = ["global_name_server", "pg2"] if system == "pg2" else ["pg"]
+    names = {pid: name for name, pid in m.items()}  # they name the members in the notes
+    with Tracer(cluster, procs, aliases=names) as tracer:
+        cluster.partition([a], [b, c])
+        _until(sees([a], "chat", "a1", "a2"), "a to drop b's and c's members")
+        _until(sees([b, c], "chat", "b1", "c1"), "b and c to drop a's members")
+        erlang.exit(m["a2"], "kill")
+        _until(sees([a], "chat", "a1"), "a2 gone on a")
+        cluster.rpc(b, erlang.exit, m["b1"], "kill")
+        _until(sees([b, c], "chat", "c1"), "b1 gone on b and c")
+        if system == "pg2":
+            cluster.rpc(b, pg2.delete, "lobby")
+        else:
+            cluster.rpc(b, pg.leave, "lobby", m["b2"])
+            cluster.rpc(c, pg.leave, "lobby", m["c2"])
+        _until(lambda: all("lobby" not in cluster.rpc(n, lib.which_groups) for n in (b, c)), "lobby gone on b, c")
+    partition: Any = tracer.trace
+    for call in ("$gen_call set_lock", "$gen_call leave_local"):  # rpc processes: name them by their part
+        for msg in partition.find(call):
+            partition.aliases[msg.sender] = "caller"
+    save(f"{system}-partition", partition)
+
+    with Tracer(cluster, [system], aliases=names) as tracer:
+        cluster.heal()
+        _until(sees(cluster.nodes, "chat", "a1", "c1"), "chat healed")
+        left = ["chat", "lobby"] if system == "pg2" else ["chat"]  # pg2 brings lobby back, empty
+        _until(lambda: all(sorted(cluster.rpc(n, lib.which_groups)) == left for n in cluster.nodes), "groups")
+    save(f"{system}-partition-heal", tracer.trace)
+    for x in ("a1", "b2", "c1", "c2"):
+        cluster.rpc(home[x], erlang.exit, m[x], "kill")
 
 
 # == Choosing, writing, saying where the pictures come from ====================================

@@ -9,7 +9,9 @@ node, and read them as a text log or look at them as a sequence diagram
 (lifelines per process, grouped by node; one arrow per message, labelled
 with its tag: ``$gen_call set_lock``, ``reply true``, ``$gen_cast exchange``,
 ``DOWN``). The picture is drawn with matplotlib and saved as SVG or PNG, so
-it renders offline: in Jupyter, in the docs and on GitHub.
+it renders offline: in Jupyter, in the docs and on GitHub. One trace of
+several servers that saw the same events (``'pg2'`` and ``'pg'`` on every
+node) splits into one trace per server with :meth:`Trace.select`.
 
 There is no Erlang file behind this module; it plays the part of ``dbg``'s
 message tracing (the ``m`` flag, i.e. ``send`` and ``'receive'`` events, and
@@ -66,7 +68,7 @@ import pickle
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
@@ -756,22 +758,49 @@ class Trace:
         messages the runtime made (``'DOWN'``, ``nodeup``...).
         """
 
-        def matches(who: str | Pid | None, pid: Pid | None, name: str | None) -> bool:
-            """Say whether a message's end is ``who``."""
-            if who is None:
-                return True
-            if isinstance(who, Pid):
-                return pid == who
-            return self.label(pid, name) == who
-
         return [
             m
             for m in self.messages
             if (label is None or m.label == label or m.label.startswith(label + " "))
-            and matches(sender, m.sender, RUNTIME if m.from_runtime else None)
-            and matches(receiver, m.receiver, m.receiver_name)
+            and (sender is None or self._is(sender, m.sender, RUNTIME if m.from_runtime else None))
+            and (receiver is None or self._is(receiver, m.receiver, m.receiver_name))
             and (node is None or m.receiver_node == node)
         ]
+
+    def _is(self, who: str | Pid, pid: Pid | None, name: str | None) -> bool:
+        """Say whether a process (``pid``, or known by ``name``) is ``who``: that pid, or that label."""
+        if isinstance(who, Pid):
+            return pid == who
+        return self.label(pid, name) == who
+
+    def select(self, *procs: str | Pid) -> Trace:
+        """Return the part of this trace that involves these processes, as a trace of its own.
+
+        ``procs`` are pids or labels (an alias or a registered name), as
+        :meth:`find` takes them. A message is kept when its sender or its
+        receiver is one of them, a raw event likewise, and a traced process
+        keeps its lifeline only if it is one of them. So one trace of two
+        servers that watched the same events (every node's ``'pg2'`` and
+        ``'pg'``, say) gives each server its own log and its own picture.
+        """
+
+        def chosen(pid: Pid | None, name: str | None) -> bool:
+            """Say whether a process is one of ``procs``."""
+            return any(self._is(who, pid, name) for who in procs)
+
+        return replace(
+            self,
+            messages=[
+                m
+                for m in self.messages
+                if chosen(m.receiver, m.receiver_name) or chosen(m.sender, RUNTIME if m.from_runtime else None)
+            ],
+            events=[e for e in self.events if chosen(e.receiver, e.receiver_name) or chosen(e.sender, e.sender_name)],
+            names=dict(self.names),
+            aliases=dict(self.aliases),
+            order=[name for name in self.order if name in procs],
+            watched=[pid for pid in self.watched if chosen(pid, None)],
+        )
 
     def log(self, width: int = 110) -> str:
         """Render the trace as a text log, one message a line, in the order sent.
