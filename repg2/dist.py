@@ -55,6 +55,10 @@ entry points in arrival order. Writers take the connection's lock for one
 arrive in the order sent. Nothing a peer sends is decoded before it has
 proved the cookie, and decoding runs no code (``repg2.external``): a frame
 that does not decode takes the connection down, and the node keeps serving.
+So does a control message that decodes but has no valid shape (OTP's
+"invalid distribution message": a field of the wrong type, a signal from a
+pid that is not the peer's or to a pid that is not this node's); a message
+to a pid of another node is dropped, never relayed.
 
 Differences from OTP (see ``TRANSLATION_NOTES.md``; each is marked
 ``# DIVERGENCE(Dn)`` where it is made):
@@ -94,6 +98,7 @@ __all__ = [
     "MAX_FRAME",
     "Distribution",
     "HandshakeError",
+    "InvalidMessage",
     "Op",
     "block",
     "current",
@@ -119,6 +124,16 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")  # the "alive" part of a node name
 _HOST_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
 HandshakeError = du.HandshakeError
+
+
+class InvalidMessage(Exception):
+    """A control message that decodes but has no valid shape: the connection it came on is closed.
+
+    Erlang: none (dist.c: erts_net_message/5's invalid_message, which logs and kills the connection)
+
+    A field of the wrong type, a signal from a pid that is not the peer's,
+    to a pid that is not this node's, or an unknown operation.
+    """
 
 
 class Op:
@@ -876,8 +891,12 @@ class Distribution:
                     break
                 try:
                     self._dispatch(conn, control, message)
-                except Exception:  # noqa: BLE001 - a bad control message must not kill the connection
-                    log.exception("bad control message from node %s: %.200r", conn.node, control)
+                except InvalidMessage as exc:  # dist.c: invalid_message, then the connection is killed
+                    log.error("%s: closing the connection", exc)
+                    reason = "invalid_message"
+                    break
+                except Exception:  # noqa: BLE001 - a failure of this node's own must not kill the connection
+                    log.exception("control message from node %s failed here: %.200r", conn.node, control)
         except (OSError, ValueError) as exc:  # ValueError: read on a file closed under us
             reason = f"connection error: {exc}"
         finally:
@@ -889,51 +908,84 @@ class Distribution:
         """Hand one control message (and its message, if any) to the runtime.
 
         Erlang: none (dist.c: erts_net_message/5)
+
+        Each control message is checked as the runtime checks it: the
+        fields have their types, the pid a signal comes from is one of the
+        peer's, and the pid it goes to is one of this node's (an earlier
+        incarnation's pid names no process and gets ``noproc`` where a
+        signal has an answer). A message to a pid of another node is
+        dropped: a node relays nothing. Anything else is an invalid
+        distribution message.
+
+        Raises:
+            InvalidMessage: the control message has no valid shape; the
+            caller closes the connection, as OTP does.
         """
-        me = self.name
+        me, peer = self.name, conn.node
         match control:
-            case (Op.SEND_SENDER, _frm, Pid() as to) | (Op.SEND_SENDER_TT, _frm, Pid() as to, _):
-                erlang._dist_deliver(to, message)
-            case (Op.SEND, _unused, Pid() as to) | (Op.SEND_TT, _unused, Pid() as to, _):
-                erlang._dist_deliver(to, message)
-            case (Op.REG_SEND, _frm, _unused, str() as name) | (Op.REG_SEND_TT, _frm, _unused, str() as name, _):
+            case (
+                (Op.SEND_SENDER, _, Pid() as to)
+                | (Op.SEND_SENDER_TT, _, Pid() as to, _)
+                | (Op.SEND, _, Pid() as to)
+                | (Op.SEND_TT, _, Pid() as to, _)
+            ):
+                if to.node == me:
+                    erlang._dist_deliver(to, message)
+                else:  # erts_proc_lookup finds no process for a pid of another node
+                    log.debug("message from %s to %r, a pid of another node: dropped", peer, to)
+            case (Op.REG_SEND, Pid(), _, str() as name) | (Op.REG_SEND_TT, Pid(), _, str() as name, _):
                 erlang._dist_deliver_reg(name, message)
             case (Op.ALIAS_SEND, _frm, Ref()) | (Op.ALIAS_SEND_TT, _frm, Ref(), _):
                 # We never hand out aliases (our calls tag replies with plain refs): nobody to deliver to.
-                log.debug("ALIAS_SEND from %s to an alias this node never made: dropped", conn.node)
-            case (Op.LINK, Pid() as frm, Pid() as to):
+                log.debug("ALIAS_SEND from %s to an alias this node never made: dropped", peer)
+            case (Op.LINK, Pid() as frm, Pid() as to) if frm.node == peer and to.node == me:
                 erlang._dist_link(frm, to)
-            case (Op.UNLINK, Pid() as frm, Pid() as to):
+            case (Op.UNLINK, Pid() as frm, Pid() as to) if frm.node == peer and to.node == me:
                 erlang._dist_unlink(frm, to)
-            case (Op.UNLINK_ID, int() as uid, Pid() as frm, Pid() as to):
+            case (Op.UNLINK_ID, int() as uid, Pid() as frm, Pid() as to) if frm.node == peer and to.node == me:
                 erlang._dist_unlink(frm, to)
                 self._write(conn, _frame((Op.UNLINK_ID_ACK, uid, to, frm)))
-            case (Op.UNLINK_ID_ACK, int(), Pid(), Pid()):
+            case (Op.UNLINK_ID_ACK, int(), Pid() as frm, Pid() as to) if frm.node == peer and to.node == me:
                 pass  # our unlink was done locally when we sent it
-            case (Op.EXIT, Pid() as frm, Pid() as to, reason) | (Op.EXIT_TT, Pid() as frm, Pid() as to, _, reason):
+            case (Op.EXIT, Pid() as frm, Pid() as to, reason) | (Op.EXIT_TT, Pid() as frm, Pid() as to, _, reason) if (
+                frm.node == peer and to.node == me
+            ):
                 erlang._dist_exit(frm, to, reason, True)
-            case (Op.EXIT2, Pid() as frm, Pid() as to, reason) | (Op.EXIT2_TT, Pid() as frm, Pid() as to, _, reason):
+            case (Op.EXIT2, Pid() as frm, Pid() as to, reason) | (
+                Op.EXIT2_TT,
+                Pid() as frm,
+                Pid() as to,
+                _,
+                reason,
+            ) if frm.node == peer and to.node == me:
                 erlang._dist_exit(frm, to, reason, False)
-            case (Op.MONITOR_P, Pid() as watcher, target, Ref() as ref):  # by name, only the name travels
+            case (Op.MONITOR_P, Pid() as watcher, str() | Pid() as target, Ref() as ref) if watcher.node == peer and (
+                isinstance(target, str) or target.node == me
+            ):  # by name, only the name travels
                 erlang._dist_monitor(watcher, (target, me) if isinstance(target, str) else target, ref)
-            case (Op.DEMONITOR_P, _watcher, target, Ref() as ref):
-                erlang._dist_demonitor((target, me) if isinstance(target, str) else target, ref)
-            case (Op.MONITOR_P_EXIT, item, Pid() as watcher, Ref() as ref, reason):
-                erlang._dist_monitor_exit((item, conn.node) if isinstance(item, str) else item, watcher, ref, reason)
-            case (Op.SPAWN_REQUEST, Ref() as req, Pid() as frm, _gl, (str(), str(), int()) as mfa, list(opts)) | (
+            case (Op.DEMONITOR_P, Pid() as watcher, str() | Pid() as target, Ref() as ref) if watcher.node == peer and (
+                isinstance(target, str) or target.node == me
+            ):
+                erlang._dist_demonitor((target, me) if isinstance(target, str) else target, ref, watcher)
+            case (Op.MONITOR_P_EXIT, str() | Pid() as item, Pid() as watcher, Ref() as ref, reason) if (
+                watcher.node == me
+            ):
+                down_item = (item, peer) if isinstance(item, str) else item  # by name: {Name, Node}
+                erlang._dist_monitor_exit(down_item, watcher, ref, reason, peer)
+            case (Op.SPAWN_REQUEST, Ref() as req, Pid() as frm, Pid(), (str(), str(), int()) as mfa, list(opts)) | (
                 Op.SPAWN_REQUEST_TT,
                 Ref() as req,
                 Pid() as frm,
-                _gl,
+                Pid(),
                 (str(), str(), int()) as mfa,
                 list(opts),
                 _,
             ):
                 self._spawn_request(conn, req, frm, mfa, opts, message)
-            case (Op.GROUP_LEADER, *_):
+            case (Op.GROUP_LEADER, Pid(), Pid()):
                 pass  # no group leaders here: a remote process's I/O stays on its node
             case _:
-                log.error("unknown control message from node %s: %.200r", conn.node, control)
+                raise InvalidMessage(f"invalid distribution message from node {peer}: {control!r:.200}")
 
     def _spawn_request(self, conn: Connection, req: Ref, frm: Pid, mfa: Any, opts: list[Any], args: Any) -> None:
         """Spawn the process another node asks for and answer with its pid.
@@ -953,6 +1005,8 @@ class Distribution:
         from repg2 import rpc  # the function lookup of rex; imported here, as only peers' requests need it
 
         module, function, arity = mfa
+        # DIVERGENCE(D?): OTP 25 spawns anyway and applies M:F to the arguments, whatever Arity says
+        # (measured: {erlang, node, 1} with [] runs erlang:node/0); a Python function has no arity to pick by.
         if not isinstance(args, list) or len(args) != arity:
             self._write(conn, _frame((Op.SPAWN_REPLY, req, frm, 0, "badarg")))
             return

@@ -1723,23 +1723,42 @@ def _dist_monitor(watcher: Pid, target: Any, ref: Ref) -> None:
         _dist.monitor_exit(target, watcher, ref, "noproc")
 
 
-def _dist_demonitor(target: Any, ref: Ref) -> None:
+def _dist_demonitor(target: Any, ref: Ref, watcher: Pid) -> None:
     """A remote process dropped its monitor of a local one.
 
     Erlang: none (DEMONITOR_P received)
+
+    Only the monitor ``watcher`` holds is dropped: a peer naming the
+    reference of a monitor some other process holds (a local one, or one on
+    a third node) changes nothing.
     """
     with _lock:
-        _remote_by_name.pop(ref, None)
         for proc in _processes.values():
-            if proc.watchers.pop(ref, None) is not None:
+            if proc.watchers.get(ref) == watcher:
+                del proc.watchers[ref]
+                _remote_by_name.pop(ref, None)
                 return
 
 
-def _dist_monitor_exit(item: Any, watcher: Pid, ref: Ref, reason: Reason) -> None:
+def _dist_monitor_exit(item: Any, watcher: Pid, ref: Ref, reason: Reason, from_node: str) -> None:
     """A process a local one monitors on another node ended.
 
     Erlang: none (MONITOR_P_EXIT received)
+
+    Only ``from_node``, the node the monitored process lives on, can end a
+    monitor: a 'DOWN' that another peer reports for it (a forged one) is
+    dropped, as in OTP, where a monitor belongs to the one connection it
+    was made over.
     """
+    with _lock:
+        proc = _local(watcher)
+        target = proc.monitors.get(ref) if proc is not None else None
+    if target is None:
+        return  # fired or dropped already, or never made
+    node_of = target.node if isinstance(target, Pid) else target[1] if isinstance(target, tuple) else None
+    if node_of != from_node:
+        log.debug("'DOWN' for monitor %r from %s, not from the monitored node %s: dropped", ref, from_node, node_of)
+        return
     _down_to(watcher, ref, item, reason)
 
 

@@ -1033,7 +1033,7 @@ def test_incoming_exit_signals_follow_the_local_rules(recording_dist: RecordingD
 
 
 def test_an_incoming_monitor_fires_back_when_the_local_process_ends(recording_dist: RecordingDist):
-    """A MONITOR_P from another node is answered by MONITOR_P_EXIT with the pid or {Name, Node}."""
+    """A MONITOR_P from another node is answered by MONITOR_P_EXIT with the pid or {Name, Node}; only its watcher drops it."""
     watcher = Pid(REMOTE, 9, 1)
     pid, pref = erlang.spawn_monitor(wait_for_stop)
     erlang.register("test_erlang_named", pid)
@@ -1041,7 +1041,8 @@ def test_an_incoming_monitor_fires_back_when_the_local_process_ends(recording_di
     erlang._dist_monitor(watcher, pid, by_pid)
     erlang._dist_monitor(watcher, ("test_erlang_named", erlang.node()), by_name)
     erlang._dist_monitor(watcher, pid, dropped)
-    erlang._dist_demonitor(pid, dropped)
+    erlang._dist_demonitor(pid, dropped, watcher)
+    erlang._dist_demonitor(pid, by_pid, Pid(REMOTE, 10, 1))  # not the watcher of by_pid: ignored
     erlang.send(pid, "stop")
     await_exit(pid, pref)
     fired = {c for c in recording_dist.calls if c[0] == "monitor_exit"}
@@ -1055,11 +1056,12 @@ def test_an_incoming_monitor_fires_back_when_the_local_process_ends(recording_di
 
 
 def test_an_incoming_monitor_exit_becomes_a_down(recording_dist: RecordingDist):
-    """MONITOR_P_EXIT from another node delivers the 'DOWN' of a monitor the local process still holds."""
+    """MONITOR_P_EXIT from the monitored process's node delivers the 'DOWN' of a monitor the local process still holds."""
     far = Pid(REMOTE, 5, 1)
     ref = erlang.monitor("process", far)
-    erlang._dist_monitor_exit(far, erlang.self(), ref, "crashed")
-    erlang._dist_monitor_exit(far, erlang.self(), ref, "twice")  # fired already: ignored
+    erlang._dist_monitor_exit(far, erlang.self(), ref, "forged", "third@127.0.0.1")  # not far's node: ignored
+    erlang._dist_monitor_exit(far, erlang.self(), ref, "crashed", REMOTE)
+    erlang._dist_monitor_exit(far, erlang.self(), ref, "twice", REMOTE)  # fired already: ignored
     assert erlang.flush() == [("DOWN", ref, "process", far, "crashed")]
 
 
