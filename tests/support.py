@@ -22,7 +22,10 @@ What is here, in the order of the file:
   :func:`recover_test_process`, :func:`barrier`;
 - reading a cluster: :func:`members`, :func:`start_pg2_everywhere`;
 - hand-made peers: :func:`port_of`, :func:`connect_to`, :func:`frame`,
-  :func:`closed_by_peer`, :func:`handshake_to`, :class:`PickleMarker`;
+  :func:`closed_by_peer`, :func:`handshake_to`, :func:`control_frame`,
+  :func:`read_control`, and the handshake by hand: :func:`handshake_message`,
+  :func:`name_message`, :func:`read_handshake_message`, :func:`challenge_of`,
+  :func:`challenge_reply`;
 - what outlives a run: :func:`live_children`, :func:`processes_with_args`.
 """
 
@@ -301,6 +304,65 @@ def handshake_to(node: str, cookie: bytes, name: str = "tester@127.0.0.1") -> so
 def control_frame(control: tuple[Any, ...], *message: Any) -> bytes:
     """Return a whole distribution frame: pass-through byte, control message and (if given) the message."""
     return frame(dist._frame(control, *message, bool(message)) if message else dist._frame(control))
+
+
+def read_control(sock: socket.socket, op: int, timeout: float = DEADLINE) -> tuple[Any, Any]:
+    """Read frames from an authenticated ``sock`` until one carries control message ``op``; return it and its message.
+
+    Ticks and every other control message (the node's own chatter: its
+    transitive-connection rpc, its monitors) are skipped.
+
+    Raises:
+        AssertionError: none came within ``timeout`` seconds, or the node closed the connection.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            payload = du.recv_frame(sock)
+        except TimeoutError:
+            raise AssertionError(f"no control message {op} within {timeout} s") from None
+        except ConnectionError:
+            raise AssertionError(f"the node closed the connection before control message {op}") from None
+        if payload:
+            control, message = dist._decode_frame(payload)
+            if control[0] == op:
+                return control, message
+
+
+# -- The handshake, message by message -----------------------------------------------
+# What dist_util's handshake sends, written and read by hand, so a test can
+# stop, lie or slip something in at any step.
+
+
+def handshake_message(body: bytes) -> bytes:
+    """Return a handshake message: the body's 2-byte big-endian length, then the body."""
+    return struct.pack(">H", len(body)) + body
+
+
+def name_message(name: str = "tester@127.0.0.1", flags: int = du.DEFAULT_FLAGS, creation: int = 7) -> bytes:
+    """Return the initiator's first handshake message: 'N', flags, creation, then the name."""
+    return handshake_message(struct.pack(">cQIH", b"N", flags, creation, len(name)) + name.encode())
+
+
+def read_handshake_message(sock: socket.socket, timeout: float = DEADLINE) -> bytes:
+    """Read one handshake message (2-byte length, then the body) and return its body."""
+    sock.settimeout(timeout)
+    head = sock.recv(2, socket.MSG_WAITALL)
+    assert len(head) == 2, f"the node closed the connection instead of answering (got {head!r})"
+    (size,) = struct.unpack(">H", head)
+    return sock.recv(size, socket.MSG_WAITALL)
+
+
+def challenge_of(body: bytes) -> int:
+    """Return the challenge in the acceptor's challenge message ('N', flags, challenge, creation, name)."""
+    assert body[:1] == b"N", f"not a challenge: {body[:24]!r}"
+    return int(struct.unpack_from(">I", body, 9)[0])
+
+
+def challenge_reply(challenge: int, cookie: str | bytes, ours: int = 42) -> bytes:
+    """Return the initiator's challenge reply, digest made with ``cookie``: 'r', our challenge, the digest."""
+    return handshake_message(struct.pack(">cI", b"r", ours) + du.gen_digest(challenge, cookie))
 
 
 # == What outlives a run ==========================================================

@@ -20,13 +20,16 @@ from typing import Any
 
 import pytest
 from support import (
-    DEADLINE,
+    challenge_of,
+    challenge_reply,
     closed_by_peer,
     connect_to,
     control_frame,
     frame,
     handshake_to,
+    name_message,
     port_of,
+    read_handshake_message,
     recv,
     tagged,
     wait_until,
@@ -476,19 +479,6 @@ def test_wrong_cookie_is_refused_and_node_keeps_serving(cluster3: Cluster, caplo
     assert rpc.call(b, erlang.node, []) == b
 
 
-def _name_message(name: str) -> bytes:
-    """The initiator's first handshake message, written by hand: 'N', flags, creation, name."""
-    body = struct.pack(">cQIH", b"N", du.DEFAULT_FLAGS, 7, len(name)) + name.encode()
-    return struct.pack(">H", len(body)) + body
-
-
-def _packet(sock: socket.socket) -> bytes:
-    """Read one handshake message (2-byte length, then the body)."""
-    sock.settimeout(DEADLINE)
-    (size,) = struct.unpack(">H", sock.recv(2, socket.MSG_WAITALL))
-    return sock.recv(size, socket.MSG_WAITALL)
-
-
 def test_nothing_is_decoded_before_the_cookie_is_proved(cluster3: Cluster) -> None:
     """A valid message frame sent before the handshake, in place of the challenge reply, or after a wrong one, is never delivered."""
     _a, b, _c = cluster3.nodes
@@ -500,18 +490,17 @@ def test_nothing_is_decoded_before_the_cookie_is_proved(cluster3: Cluster) -> No
         assert closed_by_peer(sock)
     # 2. after a valid name, in place of the challenge reply
     with connect_to(port_of(b)) as sock:
-        sock.sendall(_name_message("evil@127.0.0.1"))
-        assert _packet(sock) == b"sok"
-        assert _packet(sock)[:1] == b"N"  # the challenge
+        sock.sendall(name_message("evil@127.0.0.1"))
+        assert read_handshake_message(sock) == b"sok"
+        assert read_handshake_message(sock)[:1] == b"N"  # the challenge
         sock.sendall(evil)
         assert closed_by_peer(sock)
     # 3. after a challenge reply made with the wrong cookie
     with connect_to(port_of(b)) as sock:
-        sock.sendall(_name_message("evil@127.0.0.1"))
-        _packet(sock)
-        challenge = struct.unpack(">I", _packet(sock)[9:13])[0]
-        reply = struct.pack(">cI", b"r", 1) + du.gen_digest(challenge, "not-the-cookie")
-        sock.sendall(struct.pack(">H", len(reply)) + reply + evil)
+        sock.sendall(name_message("evil@127.0.0.1"))
+        read_handshake_message(sock)
+        challenge = challenge_of(read_handshake_message(sock))
+        sock.sendall(challenge_reply(challenge, "not-the-cookie") + evil)
         assert closed_by_peer(sock)
     assert cluster3.rpc(b, nf.is_alive, inbox) is True
     # Control: the same frame over an authenticated connection *is* delivered, so the test can see delivery.
@@ -586,8 +575,8 @@ def test_handshake_claiming_the_nodes_own_name_is_not_allowed(cluster3: Cluster)
     """A peer calling itself by the node's own name is told not_allowed."""
     _a, b, _c = cluster3.nodes
     with connect_to(port_of(b)) as sock:
-        sock.sendall(_name_message(b))
-        assert _packet(sock) == b"snot_allowed"
+        sock.sendall(name_message(b))
+        assert read_handshake_message(sock) == b"snot_allowed"
 
 
 def test_rpc_worker_killed_and_multicall_to_all(cluster3: Cluster) -> None:

@@ -15,6 +15,7 @@ What is here, in the order of the file:
   :func:`crash_pg2`, :func:`restart_pg2_server`, and :func:`snapshot` (a
   node's whole view and its ``sane()`` verdict in one round trip, so a test
   can poll a cluster until it has settled);
+- imports on a node: :func:`prepend_path`, :func:`imported`, :func:`call_export`;
 - pg2 writes stopped half-way: :func:`hold_lock`, :func:`hold_in_trans`;
 - load and leak checks: :func:`churn`, :func:`stats`.
 
@@ -23,7 +24,9 @@ Nothing here is part of the translation.
 
 from __future__ import annotations
 
+import importlib
 import random
+import sys
 import threading
 import time
 from collections import Counter
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from repg2 import erlang, ets, gen_server, global_, kernel, net_kernel, pg2, rpc, supervisor
+from repg2 import erlang, ets, external, gen_server, global_, kernel, net_kernel, pg2, rpc, supervisor
 from repg2.erlang import Pid
 from repg2.testing.checks import sane
 
@@ -389,6 +392,26 @@ def restart_pg2_server(old: Pid | str) -> Pid:
 def kill(pid: Pid) -> bool:
     """Send ``pid`` the untrappable exit signal ``kill``."""
     return erlang.exit(pid, "kill")
+
+
+# == Imports on a node ========================================================
+
+
+def prepend_path(folder: str) -> None:
+    """Put ``folder`` first on this node's ``sys.path`` (once), so its modules can be imported here."""
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+
+
+def imported(module: str) -> bool:
+    """Say whether ``module`` has been imported on this node."""
+    return module in sys.modules
+
+
+def call_export(module: str, function: str) -> Any:
+    """Call ``fun module:function/0`` here, as a fun that arrived in a message is called: importing on first use."""
+    return external.ExportFun(module, function, 0)()
 
 
 def hold_lock(report_to: Pid, name: Any) -> None:
