@@ -31,7 +31,9 @@ Ported:
   ``GROUP_LEADER`` (7, ignored), ``EXIT2`` (8), the ``_TT`` trace-token
   variants (12, 13, 16, 18, 23, 34: the token is dropped), ``MONITOR_P``
   (19), ``DEMONITOR_P`` (20), ``MONITOR_P_EXIT`` (21), ``SEND_SENDER`` (22),
-  ``ALIAS_SEND`` (33), ``UNLINK_ID`` (35) and ``UNLINK_ID_ACK`` (36);
+  ``ALIAS_SEND`` (33), ``UNLINK_ID`` (35) and ``UNLINK_ID_ACK`` (36), and
+  ``SPAWN_REQUEST`` (29, 30) answered with ``SPAWN_REPLY`` (31): OTP 25's
+  ``rpc:call`` is one;
 - ticks under ``net_ticktime`` (a tick when nothing was written for a
   quarter of it; down when nothing was read for all of it), ``nodes()``,
   ``disconnect_node``, ``nodeup``/``nodedown`` in the order of each node's
@@ -40,8 +42,9 @@ Ported:
 Left out: hidden nodes, the atom cache and fragmented messages (never
 negotiated), the ``PAYLOAD_*`` exits (``DFLAG_EXIT_PAYLOAD`` is not
 advertised, so exit reasons travel in the classic control messages),
-``SPAWN_REQUEST`` (``DFLAG_SPAWN`` is not advertised), ``inet6``/TLS
-carriers, ``dist_auto_connect`` options.
+making spawn requests of our own (``SPAWN_REQUEST`` is answered, never
+sent: a Python process spawns remotely through the harness or an rpc),
+``inet6``/TLS carriers, ``dist_auto_connect`` options.
 
 How it works
 ------------
@@ -1004,10 +1007,10 @@ class Distribution:
         """
         from repg2 import rpc  # the function lookup of rex; imported here, as only peers' requests need it
 
-        module, function, arity = mfa
-        # DIVERGENCE(D?): OTP 25 spawns anyway and applies M:F to the arguments, whatever Arity says
-        # (measured: {erlang, node, 1} with [] runs erlang:node/0); a Python function has no arity to pick by.
-        if not isinstance(args, list) or len(args) != arity:
+        module, function, _arity = mfa
+        # OTP 25 applies M:F to the arguments whatever Arity says (measured: {erlang, node, 1} with []
+        # runs erlang:node/0), and so do we; only arguments that are no list are refused.
+        if not isinstance(args, list):
             self._write(conn, _frame((Op.SPAWN_REPLY, req, frm, 0, "badarg")))
             return
         link = "link" in opts

@@ -346,8 +346,15 @@ def spawned_apply(module: Any, function: Any, args: list[Any]) -> None:
     """Run the function a peer's spawn request names, in the process spawned for it.
 
     Erlang: erlang:apply/3 (the body of a process made by spawn_request/5)
+
+    A function that does not exist ends the process with ``{undef, [{M, F,
+    Args, []}]}``, the exit reason OTP gives the same spawn.
     """
-    _apply(module, function, args)
+    try:
+        fun = _resolve(module, function)
+    except (ImportError, AttributeError, LookupError):
+        erlang.exit(("undef", [(module, function, args, [])]))
+    fun(*args)
 
 
 def execute_call(ref: Any, module: Any, function: Any, args: list[Any]) -> None:
