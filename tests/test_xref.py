@@ -14,6 +14,7 @@ from repg2.tools import xref
 from repg2.tools.cli import main
 
 MINI = Path(__file__).parent / "data" / "mini_pg2.erl"
+MINI_PG = Path(__file__).parent / "data" / "mini_pg.erl"
 
 
 def test_every_definition_has_an_erlang_line() -> None:
@@ -253,7 +254,7 @@ def test_html_that_cannot_be_written(capsys, tmp_path) -> None:  # type: ignore[
 
 
 def test_every_xref_command_the_readme_and_the_book_show_runs_as_shown(capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The xref commands of README.md and the reading pages parse and run, with a mini pg2.erl for the reader's copy."""
+    """The xref commands of README.md and the reading pages parse and run, with mini pg2.erl and pg.erl for the reader's copies."""
     root = Path(__file__).resolve().parent.parent
     shown = set()
     for doc in ["README.md", "docs/reading-guide.md", "docs/reading-erlang.md"]:
@@ -263,11 +264,9 @@ def test_every_xref_command_the_readme_and_the_book_show_runs_as_shown(capsys, t
                 shown.add(found.group(1).strip())
     assert "xref --side-by-side pg2.erl --html pg2.html" in shown, shown
     for command in sorted(shown):
-        args = [
-            str(MINI) if a == "pg2.erl" else str(tmp_path / a) if a.endswith(".html") else a
-            for a in shlex.split(command)
-        ]
+        minis = {"pg2.erl": str(MINI), "pg.erl": str(MINI_PG)}
+        args = [minis.get(a, str(tmp_path / a) if a.endswith(".html") else a) for a in shlex.split(command)]
         assert main(args) in (0, 1), command  # 1: the mini file has a function without a translation
-        if "--html" in args:
-            assert (tmp_path / "pg2.html").read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html")
+        for page in [a for a in args if a.endswith(".html")]:
+            assert Path(page).read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE html"), command
     capsys.readouterr()
