@@ -104,6 +104,19 @@ def test_docs_build_with_warnings_as_errors(built: Path) -> None:
         assert (built / page).is_file(), page
 
 
+def _check_row(row: tuple[set[str], list[str], list[str]], module: str, function: str, source: str) -> None:
+    """A reading-guide row of ``module:function`` names a translation and links only to code that translates it."""
+    erlang = f"{module}:{function}"
+    _ids, hrefs, text = row
+    assert "no translation" not in "".join(text), f"{erlang} is listed without a translation"
+    links = [h for h in hrefs if re.match(rf"^(\./)?_modules/repg2/{module}\.html#", h)]
+    assert links, f"{erlang}: no link to the source of repg2/{module}.py in {hrefs}"
+    for link in links:
+        block = _viewcode_block(source, link.split("#", 1)[1])
+        assert block, f"{erlang}: {link} names no viewcode block"
+        assert f"Erlang: {erlang}" in block, f"{erlang}: {link} lands on code that does not translate it"
+
+
 def test_reading_guide_links_every_pg2_function_to_its_source(built: Path) -> None:
     """Every function of pg2.erl has a row in the reading guide that links to its Python source."""
     parser = _Rows()
@@ -113,17 +126,9 @@ def test_reading_guide_links_every_pg2_function_to_its_source(built: Path) -> No
     functions = xref.pg2_functions()
     assert len(functions) == 30
     for function in functions:
-        erlang = f"pg2:{function}"
         label = "erl-pg2-" + re.sub(r"[:/_]", "-", function.lower())
-        assert label in by_id, f"{erlang} is not in the reading guide"
-        _ids, hrefs, text = by_id[label]
-        assert "no translation" not in "".join(text), f"{erlang} is listed without a translation"
-        links = [h for h in hrefs if re.match(r"^(\./)?_modules/repg2/pg2\.html#", h)]
-        assert links, f"{erlang}: no link to the source of repg2/pg2.py in {hrefs}"
-        for link in links:
-            block = _viewcode_block(source, link.split("#", 1)[1])
-            assert block, f"{erlang}: {link} names no viewcode block"
-            assert f"Erlang: {erlang}" in block, f"{erlang}: {link} lands on code that does not translate it"
+        assert label in by_id, f"pg2:{function} is not in the reading guide"
+        _check_row(by_id[label], "pg2", function, source)
 
 
 def test_reading_guide_links_every_pg_function_to_its_source_in_file_order_after_pg2(built: Path) -> None:
@@ -142,14 +147,7 @@ def test_reading_guide_links_every_pg_function_to_its_source_in_file_order_after
     assert page.find('id="erl-pg2-do-monitor-1"') < positions[0], "pg comes after pg2"
     assert re.search(r'<h2>pg<a class="headerlink"', page), "no pg section"
     for function, label in zip(functions, labels, strict=True):
-        erlang = f"pg:{function}"
-        _ids, hrefs, text = by_id[label]
-        assert "no translation" not in "".join(text), f"{erlang} is listed without a translation"
-        links = [h for h in hrefs if re.match(r"^(\./)?_modules/repg2/pg\.html#", h)]
-        assert links, f"{erlang}: no link to the source of repg2/pg.py in {hrefs}"
-        for link in links:
-            block = _viewcode_block(source, link.split("#", 1)[1])
-            assert f"Erlang: {erlang}" in block, f"{erlang}: {link} lands on code that does not translate it"
+        _check_row(by_id[label], "pg", function, source)
 
 
 def test_reading_guide_lists_every_erlang_line(built: Path) -> None:
