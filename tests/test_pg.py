@@ -12,7 +12,7 @@ the same steps run there too and the answers are compared.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from support import barrier, down_reason, recv, run_erl, tagged, wait_until
@@ -77,6 +77,40 @@ def scoped_cluster(make: Callable[..., Cluster], here: Callable[[str], str], sco
         cluster.rpc(node, pn.start_scope, scope)
     ensure_peers(cluster, scope, cluster.nodes)
     return cluster
+
+
+class Pair(NamedTuple):
+    """Two nodes running one scope that know each other: what most of pg_SUITE's two-node cases start from."""
+
+    cluster: Cluster
+    scope: str
+    a: str  # this node
+    b: str  # the peer
+
+
+@pytest.fixture
+def pair(cluster: Callable[..., Cluster], here: Callable[[str], str], request: pytest.FixtureRequest) -> Pair:
+    """This node and a peer, the scope named after the test on both, as pg_SUITE names it after the case (?FUNCTION_NAME)."""
+    scope = request.node.originalname.removeprefix("test_")
+    c = scoped_cluster(cluster, here, scope)
+    a, b = c.nodes
+    return Pair(c, scope, a, b)
+
+
+def joined_before_the_peer(make: Callable[..., Cluster], here: Callable[[str], str], scope: str) -> tuple[Cluster, Pid]:
+    """Start ``scope`` here, join a local process to the group named after it, then start the scope on a peer.
+
+    pg_SUITE's initial and double begin so: the peer's scope learns the
+    member from our sync, which answers its discover.
+    """
+    cluster = make(2)
+    here(scope)
+    pid = forever()
+    assert pg.join(scope, scope, pid) == "ok"
+    assert pg.get_local_members(scope, scope) == [pid]
+    cluster.rpc(cluster.nodes[1], pn.start_scope, scope)  # the peer's scope starts: discover, then our sync
+    ensure_peers(cluster, scope, cluster.nodes)
+    return cluster, pid
 
 
 def wait_message(ref: Ref, action: str, group: Any, pids: list[Pid]) -> None:
@@ -187,12 +221,17 @@ def test_dyn_distribution(here: Callable[[str], str]) -> None:
     assert gen_server.get_state(scope).remote == {}
 
 
-def test_monitor_self_crashes_the_25_scope(here: Callable[[str], str]) -> None:
-    """A process that monitors a group and joins it crashes an OTP 25.2.3 scope when it exits: case_clause (pg_SUITE: monitor_self, GH-7625, fixed in OTP 26)."""
-    scope = here("monitor_self")
+def watched_scope(here: Callable[[str], str], name: str) -> tuple[str, Ref]:
+    """Start the scope ``name`` here and monitor its process: the two cases below crash it."""
+    scope = here(name)
     scope_pid = erlang.whereis(scope)
     assert isinstance(scope_pid, Pid)
-    watch = erlang.monitor("process", scope_pid)
+    return scope, erlang.monitor("process", scope_pid)
+
+
+def test_monitor_self_crashes_the_25_scope(here: Callable[[str], str]) -> None:
+    """A process that monitors a group and joins it crashes an OTP 25.2.3 scope when it exits: case_clause (pg_SUITE: monitor_self, GH-7625, fixed in OTP 26)."""
+    scope, watch = watched_scope(here, "monitor_self")
 
     def monitor_and_join() -> None:
         """Both subscribe to the group and join it, then end normally."""
@@ -209,10 +248,7 @@ def test_monitor_self_crashes_the_25_scope(here: Callable[[str], str]) -> None:
 
 def test_multi_monitor_crashes_the_25_scope(here: Callable[[str], str]) -> None:
     """A process with two group subscriptions, a scope subscription and two joins gets its four notifications, and its exit crashes an OTP 25.2.3 scope (pg_SUITE: multi_monitor)."""
-    scope = here("multi_monitor")
-    scope_pid = erlang.whereis(scope)
-    assert isinstance(scope_pid, Pid)
-    watch = erlang.monitor("process", scope_pid)
+    scope, watch = watched_scope(here, "multi_monitor")
 
     def subscribe_and_join() -> None:
         """Subscribe three times, join two groups, and check the four notifications."""
@@ -507,11 +543,9 @@ def test_process_owner_check(cluster: Callable[..., Cluster], here: Callable[[st
 
 
 @pytest.mark.distributed
-def test_overlay_missing(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_overlay_missing(pair: Pair) -> None:
     """Joins and leaves from a scope process outside the overlay network change nothing (pg_SUITE: overlay_missing)."""
-    scope = "overlay_missing"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     me = erlang.self()
     assert pg.join(scope, "group", me) == "ok"
     pg_pid = c.rpc(b, erlang.whereis, scope)
@@ -526,11 +560,9 @@ def test_overlay_missing(cluster: Callable[..., Cluster], here: Callable[[str], 
 
 
 @pytest.mark.distributed
-def test_two(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_two(pair: Pair) -> None:
     """A local join reaches the peer, a local exit leaves there too, remote joins arrive here, and a stopped peer takes its members along (pg_SUITE: two)."""
-    scope = "two"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     pid = forever()
     assert pg.join(scope, scope, pid) == "ok"
     assert pg.get_local_members(scope, scope) == [pid]
@@ -552,11 +584,9 @@ def test_two(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> Non
 
 
 @pytest.mark.distributed
-def test_empty_group_by_remote_leave(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_empty_group_by_remote_leave(pair: Pair) -> None:
     """A group the peer empties by leaves disappears from our map of its groups, whatever the leave order (pg_SUITE: empty_group_by_remote_leave)."""
-    scope = "empty_group_by_remote_leave"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     remote_scope = c.rpc(b, erlang.whereis, scope)
     remote_pid = c.spawn(b, wait_forever)
 
@@ -610,14 +640,8 @@ def test_thundering_herd(cluster: Callable[..., Cluster], here: Callable[[str], 
 def test_initial(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A scope that starts on a peer learns the members we had before it started, and their exit (pg_SUITE: initial)."""
     scope = "initial"
-    c = cluster(2)
-    a, b = c.nodes
-    here(scope)
-    pid = forever()
-    assert pg.join(scope, scope, pid) == "ok"
-    assert pg.get_local_members(scope, scope) == [pid]
-    c.rpc(b, pn.start_scope, scope)  # the peer's scope starts: discover, then our sync
-    ensure_peers(c, scope, c.nodes)
+    c, pid = joined_before_the_peer(cluster, here, scope)
+    _a, b = c.nodes
     assert members(c, b, scope, scope) == [pid]
     assert c.rpc(b, pg.get_local_members, scope, scope) == []
     pn.stop_proc(pid)
@@ -627,11 +651,9 @@ def test_initial(cluster: Callable[..., Cluster], here: Callable[[str], str]) ->
 
 
 @pytest.mark.distributed
-def test_netsplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_netsplit(pair: Pair) -> None:
     """Joins and leaves made on each side of a partition are what each side sees after the heal (pg_SUITE: netsplit)."""
-    scope = "netsplit"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     remote_old = c.spawn(b, wait_forever)
     assert c.rpc(b, pg.join, scope, "$invisible", remote_old) == "ok"
     c.rpc(b, pn.sync_via, scope, a)
@@ -659,11 +681,9 @@ def test_netsplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -
 
 
 @pytest.mark.distributed
-def test_trisplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_trisplit(pair: Pair) -> None:
     """A node that joins the cluster after a disconnect and a reconnect sees the join made in between (pg_SUITE: trisplit)."""
-    scope = "trisplit"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     c.spawn(b, wait_forever)
     peer_pid2 = c.spawn(b, wait_forever)
     assert c.rpc(b, pg.join, scope, "three", peer_pid2) == "ok"
@@ -679,11 +699,9 @@ def test_trisplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -
 
 
 @pytest.mark.distributed
-def test_foursplit(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_foursplit(pair: Pair) -> None:
     """Leaves, not_joined and a remote death during a partition leave both sides agreeing after the heal (pg_SUITE: foursplit)."""
-    scope = "foursplit"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     pid = forever()
     assert pg.join(scope, "one", pid) == "ok"
     assert pg.join(scope, "two", pid) == "ok"
@@ -743,11 +761,9 @@ def test_exchange(cluster: Callable[..., Cluster], here: Callable[[str], str]) -
 
 
 @pytest.mark.distributed
-def test_nolocal(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_nolocal(pair: Pair) -> None:
     """A remote member joined twice is a member here twice, and never a local one (pg_SUITE: nolocal)."""
-    scope = "nolocal"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     remote_pid = c.spawn(b, wait_forever)
     assert c.rpc(b, pg.join, scope, scope, remote_pid) == "ok"
     assert c.rpc(b, pg.join, scope, scope, remote_pid) == "ok"
@@ -760,13 +776,8 @@ def test_nolocal(cluster: Callable[..., Cluster], here: Callable[[str], str]) ->
 def test_double(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
     """A process joined before the peer's scope started and once after is a member twice there too (pg_SUITE: double)."""
     scope = "double"
-    c = cluster(2)
-    a, b = c.nodes
-    here(scope)
-    pid = forever()
-    assert pg.join(scope, scope, pid) == "ok"
-    c.rpc(b, pn.start_scope, scope)
-    ensure_peers(c, scope, c.nodes)
+    c, pid = joined_before_the_peer(cluster, here, scope)
+    _a, b = c.nodes
     assert pg.join(scope, scope, [pid]) == "ok"
     assert pg.get_members(scope, scope) == [pid, pid]
     sync((scope, b))
@@ -774,11 +785,9 @@ def test_double(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> 
 
 
 @pytest.mark.distributed
-def test_scope_restart(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_scope_restart(pair: Pair) -> None:
     """A restarted scope gets the peer's members back by sync, and has lost its own (pg_SUITE: scope_restart)."""
-    scope = "scope_restart"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     pid = forever()
     assert pg.join(scope, scope, [pid, pid]) == "ok"
     remote_pid = c.spawn(b, wait_forever)
@@ -823,11 +832,9 @@ def test_disconnected_start(cluster: Callable[..., Cluster]) -> None:
 
 
 @pytest.mark.distributed
-def test_forced_sync(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_forced_sync(pair: Pair) -> None:
     """A broken sync replaces, adds and keeps groups as handle_sync says; a discover makes the peer send the truth again (pg_SUITE: forced_sync)."""
-    scope = "forced_sync"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     pid = forever()
     remote_pid = c.spawn(b, wait_forever)
     expected = sorted([pid, remote_pid])
@@ -862,11 +869,9 @@ def test_forced_sync(cluster: Callable[..., Cluster], here: Callable[[str], str]
 
 
 @pytest.mark.distributed
-def test_group_leave(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_group_leave(pair: Pair) -> None:
     """A remote pid joined 16 times in one call and left 4 times stays 12 times, and goes with its node (pg_SUITE: group_leave)."""
-    scope = "group_leave"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     remote_pid = c.spawn(b, wait_forever)
     total = [remote_pid] * 16
     left, remain = total[:4], total[4:]
@@ -882,11 +887,9 @@ def test_group_leave(cluster: Callable[..., Cluster], here: Callable[[str], str]
 
 
 @pytest.mark.distributed
-def test_monitor_nonempty_scope(cluster: Callable[..., Cluster], here: Callable[[str], str]) -> None:
+def test_monitor_nonempty_scope(pair: Pair) -> None:
     """monitor_scope returns every group with all its members, local and remote (pg_SUITE: monitor_nonempty_scope)."""
-    scope = "monitor_nonempty_scope"
-    c = scoped_cluster(cluster, here, scope)
-    a, b = c.nodes
+    c, scope, a, b = pair
     pid = forever()
     remote_pid = c.spawn(b, wait_forever)
     assert pg.join(scope, "one", pid) == "ok"
