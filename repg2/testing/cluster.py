@@ -285,8 +285,12 @@ class Cluster:
             raise ClusterError(f"node {name} failed to start: {value}")
         return int(value)
 
-    def _reap(self, child: _Child, timeout: float = STOP_TIMEOUT) -> None:
-        """Wait for a child to exit, then terminate it (SIGTERM), then kill it (SIGKILL); close its channel."""
+    def _reap(self, child: _Child, timeout: float | None = None) -> None:
+        """Wait for a child to exit, then terminate it (SIGTERM), then kill it (SIGKILL); close its channel.
+
+        Each wait lasts ``timeout`` seconds, by default ``STOP_TIMEOUT`` as it is at the call.
+        """
+        timeout = STOP_TIMEOUT if timeout is None else timeout
         child.process.join(timeout)
         if child.process.is_alive():
             log.warning("node %s did not stop in %s s: terminating it", child.name, timeout)
@@ -335,12 +339,21 @@ class Cluster:
                 raise ClusterError(f"node {node} is not reachable: {exc}") from None
             deadline = time.monotonic() + timeout
             while True:
+                # The TimeoutError is raised outside the try: it is an OSError,
+                # which the except below would turn into "went away".
                 try:
-                    if not child.conn.poll(max(0.0, deadline - time.monotonic())):
-                        raise TimeoutError(f"node {node} did not answer {op} within {timeout} s")
-                    status, reply_id, value = child.conn.recv()
+                    answered = child.conn.poll(max(0.0, deadline - time.monotonic()))
+                    if answered:
+                        status, reply_id, value = child.conn.recv()
                 except (EOFError, OSError) as exc:
                     raise ClusterError(f"node {node} went away during {op}: {exc!r}") from None
+                except Exception as exc:  # noqa: BLE001 - unpickling a reply runs the classes' own code
+                    # A value or exception that pickles on the node but cannot be
+                    # rebuilt here (a constructor with other arguments): say so,
+                    # as the node says of a value it cannot pickle.
+                    raise ClusterError(f"node {node} answered {op} with what cannot be rebuilt here: {exc!r}") from None
+                if not answered:
+                    raise TimeoutError(f"node {node} did not answer {op} within {timeout} s")
                 if reply_id != request_id:
                     continue  # the late reply of a request that timed out
                 if status == "ok":
