@@ -877,7 +877,7 @@ def test_command_line_kill_and_stop_print_as_epmd(capsys: pytest.CaptureFixture[
 def test_command_line_server_on_an_address_not_of_this_host_fails() -> None:
     """``--address`` naming an address this host lacks: the server cannot listen, exits 1, and frees the port it took."""
     port = free_port()
-    assert epmd.main(["--port", str(port), "--address", "192.0.2.5"]) == 1  # TEST-NET-1: nobody's address
+    assert epmd.main(["--port", str(port), "--address", "198.51.100.7"]) == 1  # TEST-NET-2: nobody's address
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", port))  # the loopback listener bound first was closed again
 
