@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from support import DEADLINE
+from support import DEADLINE, free_port
 
 from repg2.tools import reach
 
@@ -108,3 +108,29 @@ def test_explanations_of_a_bad_host_and_of_a_handshake_that_never_ends() -> None
     assert "did not finish the handshake in time" in diagnosis
     diagnosis, _fix = reach.explain("t@127.0.0.1", answers)
     assert "refused the handshake: its cookie is not ours" in diagnosis
+
+
+def test_no_port_mapper_on_the_host_is_mapper_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing listening on the port mapper port is 'mapper_refused': no node there, another port, or a firewall."""
+    monkeypatch.setenv("ERL_EPMD_PORT", str(free_port()))
+    found = reach.probe("teacher@127.0.0.1")
+    assert found.kind == "mapper_refused"
+    diagnosis, fix = reach.explain("teacher@127.0.0.1", found)
+    assert diagnosis.startswith(f"no port mapper answers at 127.0.0.1:{found.mapper_port} (connection refused)")
+    assert "--epmd-port" in fix
+
+
+@pytest.mark.parametrize(
+    ("kind", "detail", "said"),
+    [
+        ("mapper_timeout", "", "does not answer (timed out)"),
+        ("unreachable", "No route to host", "does not answer (unreachable: No route to host)"),
+        ("mapper_other", "Permission denied", "does not answer (Permission denied)"),
+        ("port_timeout", "timed out", "is registered at port 4370 but that port does not answer (timed out)"),
+    ],
+)
+def test_each_silent_failure_is_explained(kind: str, detail: str, said: str) -> None:
+    """A port mapper that does not answer, no route, another error, or a node port that does not answer: each its own line."""
+    diagnosis, fix = reach.explain("t@10.1.2.3", reach.Probe(kind, "10.1.2.3", 4369, 4370, None, detail))
+    assert said in diagnosis
+    assert fix
