@@ -216,6 +216,17 @@ def test_sigterm_stops_a_child_as_a_normal_exit(cluster: Callable[..., Cluster])
     wait_until(lambda: b not in erlang.nodes(), f"{b} to leave")
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="signals to one thread need pthread_kill")
+def test_a_sigterm_caught_by_a_worker_thread_still_stops_the_child(cluster: Callable[..., Cluster]) -> None:
+    """A SIGTERM the kernel hands to one of a child's worker threads stops it too: its main thread does not sleep on."""
+    c = cluster(2)
+    b = c.nodes[1]
+    process = process_of(c, b)
+    assert c.rpc(b, nf.signal_from_a_worker, signal.SIGTERM, ("_recv", "select")) == "sent"  # main: awaiting a request
+    process.join(DEADLINE)
+    assert process.exitcode == 128 + signal.SIGTERM
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="freezing a node needs SIGSTOP")
 def test_a_node_that_does_not_stop_when_asked_is_terminated_then_killed(
     cluster: Callable[..., Cluster], monkeypatch: pytest.MonkeyPatch

@@ -287,6 +287,20 @@ def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
     assert b.child.exitstatus == 128 + signal.SIGTERM
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="signals to one thread need pthread_kill")
+def test_sigterm_caught_by_another_thread_stops_the_node_too(shells: Callable[..., Shell]) -> None:
+    """A SIGTERM the kernel hands to a thread other than the REPL's stops the shell as well, without a key press."""
+    name = _unique("t")
+    shell = shells(name)
+    shell.child.sendline(  # the REPL's main thread will be waiting in raw_input for the next line
+        "import signal; from repg2.testing import nodefuns; nodefuns.signal_from_a_worker(signal.SIGTERM, ('raw_input',))"
+    )
+    shell.wait_output(rf"node {name} stopped")
+    shell.child.expect(pexpect.EOF, timeout=DEADLINE)
+    shell.child.close()
+    assert shell.child.exitstatus == 128 + signal.SIGTERM
+
+
 # == The helpers and the diagnosis, called in-process ===================================
 #
 # The shell's helpers are plain methods and functions: called from Python they print

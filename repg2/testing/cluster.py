@@ -66,6 +66,7 @@ log = logging.getLogger("repg2.testing.cluster")
 
 START_TIMEOUT = 30.0  # seconds for a child to come up; spawn + imports take ~0.1-0.5 s
 STOP_TIMEOUT = 5.0  # seconds for a graceful stop before terminate(), then kill()
+SIGNAL_CHECK = 0.2  # seconds a child's main thread waits for a request before it lets signal handlers run
 
 
 class ClusterError(RuntimeError):
@@ -608,6 +609,11 @@ def _node_main(
         reply("ready", 0, erlang._identity.creation)
         while True:
             try:
+                # Poll, do not block in recv: the kernel may hand a SIGTERM to any
+                # thread, and its handler runs only when this main thread next runs
+                # Python code; a blocked recv would put that off until a request came.
+                if not conn.poll(SIGNAL_CHECK):
+                    continue
                 request = conn.recv()
             except (EOFError, OSError):
                 break  # the parent is gone: stop rather than linger as an orphan
