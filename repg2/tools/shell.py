@@ -70,6 +70,8 @@ _terminal: _Terminal | None = None
 # The signals that stop the shell as q() does (SIGHUP: the terminal closed), where the platform has them.
 _EXIT_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
 _exiting = threading.Event()  # set by the first exit signal: a forwarded copy of it is then dropped
+_FORWARD_PAUSE = 0.2  # seconds between two exit signals forwarded to the main thread while it has not reacted
+_FORWARD_TRIES = 50  # forwarded at most this many times (10 s): then the signal is the main thread's to handle
 
 
 # == Printing while the user types ==================================================
@@ -771,8 +773,9 @@ def _forward_exit_signals() -> Callable[[], None]:
     sleeps in readline's ``select()`` until a key is pressed: a SIGTERM
     caught by another thread would stop the node at the next key press, or
     never. Python writes the number of each signal it catches to the
-    *wakeup fd*; a thread reading it sends the exit signal once more, to the
-    main thread alone (``pthread_kill``), which interrupts its ``select()``.
+    *wakeup fd*; a thread reading it sends the exit signal on to the main
+    thread alone (``pthread_kill``), which interrupts its ``select()``, and
+    again every ``_FORWARD_PAUSE`` seconds until the handler has run.
     """
     if not hasattr(signal, "pthread_kill"):  # Windows delivers signals to the main thread only
         return lambda: None
@@ -783,7 +786,7 @@ def _forward_exit_signals() -> Callable[[], None]:
     assert main is not None
 
     def forward() -> None:
-        """Send the first exit signal caught on to the main thread, unless its handler ran already."""
+        """Send the first exit signal caught on to the main thread until its handler has run."""
         while True:
             try:
                 caught = reader.recv(64)
@@ -793,7 +796,12 @@ def _forward_exit_signals() -> Callable[[], None]:
                 return  # the undo closed the other end
             exits = [signum for signum in caught if signum in _EXIT_SIGNALS]
             if exits:
-                if not _exiting.is_set():
+                # Again until the handler has run: under load, one forwarded signal
+                # was seen to leave the main thread asleep in readline (why, inside
+                # readline, was not pinned down); a copy after it has always woken it.
+                for attempt in range(_FORWARD_TRIES):
+                    if _exiting.wait(_FORWARD_PAUSE if attempt else 0):
+                        return
                     signal.pthread_kill(main, exits[0])
                 return
 
