@@ -320,8 +320,14 @@ def _alive2_req(info: NodeInfo) -> bytes:
     """Build the ALIVE2_REQ that registers ``info``.
 
     Erlang: erl_epmd:do_register_node/3 (the packet)
+
+    Raises:
+        ValueError: the name or the extra data is longer than its 16-bit
+        length field can say, or the whole request than its own.
     """
     name = info.name.encode("utf-8")
+    if len(name) > 0xFFFF or len(info.extra) > 0xFFFF:
+        raise ValueError(f"a node name or extra data over 65535 bytes does not fit ALIVE2_REQ: {info.name[:40]!r}...")
     head = _ALIVE2_HEAD.pack(ALIVE2_REQ, info.port, info.node_type, info.protocol, info.highvsn, info.lowvsn, len(name))
     return _request(head + name + _LENGTH.pack(len(info.extra)) + info.extra)
 
@@ -355,6 +361,7 @@ def register_node(
         creation the port mapper gave this incarnation of the name.
 
     Raises:
+        ValueError: the request does not fit epmd's 16-bit lengths.
         DuplicateName: the port mapper refused the name.
         EpmdError: the answer is not epmd's, or the port mapper hung up.
         OSError: no port mapper answers (``ConnectionRefusedError``), or
@@ -1370,7 +1377,7 @@ def _listen(address: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         if sys.platform == "win32":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # pragma: no cover - Windows only
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))
@@ -1417,8 +1424,8 @@ def _spawn_detached(argv: list[str]) -> None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     try:
         if sys.platform == "win32":
-            flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
-            subprocess.Popen(
+            flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # pragma: no cover - Windows only
+            subprocess.Popen(  # pragma: no cover - Windows only (the flags exist only there)
                 [sys.executable, "-m", "repg2.epmd", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,

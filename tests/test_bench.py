@@ -201,3 +201,145 @@ def test_unknown_section_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     """``--only`` with a section that does not exist exits with status 2 before measuring anything."""
     assert bench.main(["--only", "reads,nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
+
+
+# == The parts of the bench a test can run in this process, at the smallest size ==========
+#
+# Not timings either: the smallest configuration, to pin what each part measures and
+# reports (the prefix scan finds the group, a trans reaches every node, a run without
+# Erlang says where its Erlang figures come from), at a cost of milliseconds.
+
+import time  # noqa: E402 - the in-process part of the file
+from collections.abc import Iterator  # noqa: E402
+
+from support import recv, tagged  # noqa: E402
+
+from repg2 import erlang, ets, gen_server, kernel  # noqa: E402
+from repg2.tools.bench import erlang_live, measure, reads, runner  # noqa: E402
+from repg2.tools.bench.config import ECHO, GROUP_SIZE, Config  # noqa: E402
+from repg2.tools.bench.nodes import TrivialServer  # noqa: E402
+
+TINY = Config(
+    name="tiny",
+    read_sizes=(40, 80),
+    read_runs=1,
+    read_calls=5,
+    node_counts=(1,),
+    write_ops=2,
+    write_runs=1,
+    tp_nodes=(1,),
+    tp_seconds=0.1,
+    tp_runs=1,
+    heal_counts=(10,),
+    heal_repeats=1,
+    local_round_trips=10,
+    local_runs=1,
+    remote_round_trips=10,
+    remote_runs=1,
+)
+
+
+def test_the_prefix_scan_finds_the_group_at_every_size() -> None:
+    """ets_prefix_scan times pg2's member match and the full scan per table size, a sample per repetition."""
+    rows = bench.ets_prefix_scan([100, 1000], 3, 2)
+    assert [size for size, _prefix, _full in rows] == [100, 1000]
+    for _size, prefix, full in rows:
+        assert len(prefix) == 3 and len(full) == 2
+        assert all(sample >= 0 for sample in prefix + full)
+    table = reads.ets_table(30)
+    try:
+        assert len(ets.match(table, (("member", "g", "$1"), "_"))) == GROUP_SIZE
+    finally:
+        ets.delete(table)
+
+
+@pytest.fixture
+def echo_here(node: str) -> Iterator[str]:
+    """This process as a node with global (the kernel) and the bench's trivial server; yield the node."""
+    kernel.boot()
+    started = gen_server.start(("local", ECHO), TrivialServer(), [])
+    assert started[0] == "ok", started
+    yield node
+    gen_server.stop(ECHO)
+
+
+@pytest.mark.usefixtures("isolated_runtime")
+def test_one_trans_and_a_trans_client_reach_every_node(echo_here: str) -> None:
+    """one_trans is a multi_call inside global:trans; a trans client reports how many it ran, at least one."""
+    assert bench.one_trans([echo_here], ("bench", "test")) == ([(echo_here, "pong")], [])
+    me = erlang.self()
+    client = erlang.spawn(bench.trans_client, me, [echo_here], ("bench", "test"), 0.0, time.time())
+    _done, pid, count = recv(tagged("done", client), "the trans client's count")
+    assert pid == client and count >= 1
+
+
+def test_progress_is_one_line_per_step_or_one_line_rewritten(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Progress writes a line per step to a log, rewrites one line on a terminal, and ends with the total."""
+    progress = measure.Progress(2)
+    progress.tty = False
+    progress.step("first")
+    progress.finish()
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("[ 1/2]") and err.splitlines()[0].endswith("first")
+    assert err.splitlines()[1].startswith("done: 1 steps in")
+    progress = measure.Progress(1)
+    progress.tty = True
+    progress.step("x" * 300)
+    progress.finish()
+    err = capsys.readouterr().err
+    assert err.startswith("\r\x1b[2K[ 1/1]") and len(err.split("\r\x1b[2K")[1]) == 150
+    assert "\r\x1b[2Kdone: 1 steps in" in err
+    silent = measure.Progress(1, enabled=False)
+    silent.step("quiet")
+    silent.finish()
+    assert capsys.readouterr().err == "" and silent.done == 1
+
+
+@pytest.mark.usefixtures("fresh_pg2")
+def test_a_run_of_the_reads_alone_says_erlang_was_not_asked_for() -> None:
+    """run() of the reads section only: its figures, and an erlang entry that says it was not asked for."""
+    report = runner.run(TINY, ["reads"], show_progress=False)
+    assert report["meta"]["sections"] == ["reads"]
+    ids = {f["id"] for f in report["figures"]}
+    assert {"reads.get_members.40", "reads.get_local_members.80", "reads.full_scan.80"} <= ids
+    assert report["meta"]["erlang"] == {"live": False, "reason": "the erlang section was not asked for"}
+
+
+@pytest.mark.usefixtures("fresh_pg2")
+def test_a_run_without_erl_says_the_erlang_figures_are_the_stored_ones(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asked for the erlang section where erl is missing, run() says why and marks Erlang's figures stored."""
+    monkeypatch.setattr(erlang_live, "erlang_missing_reason", lambda: "no erl in this test")
+    report = runner.run(TINY, ["reads", "erlang"], show_progress=False)
+    assert report["meta"]["erlang"] == {"live": False, "reason": "no erl in this test"}
+    assert "no erl in this test; Erlang's figures are the stored ones" in capsys.readouterr().err
+    assert runner.steps_of(TINY, ["reads", "erlang"]) == len(TINY.read_sizes)
+
+
+def test_the_bench_refuses_to_run_in_a_process_that_is_a_node(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bench makes its own cluster: in a process that is a node already it exits with status 2, saying so."""
+    assert bench.main(["--only", "reads", "--no-progress"]) == 2
+    assert "this process is already a node" in capsys.readouterr().err
+
+
+def test_a_report_without_figures_draws_no_plots(tmp_path: Path) -> None:
+    """plot() of a report with no figures writes no file: each drawing needs its section's figures."""
+    pytest.importorskip("matplotlib")
+    assert bench.plot({"figures": [], "meta": {}, "reference": bench.load_reference()}, tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(300)
+def test_writes_plot_without_live_erlang_uses_the_stored_trans(
+    quick_run: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Without the erlang section's figures, the writes plot draws Erlang's stored trans times instead."""
+    pytest.importorskip("matplotlib")
+    _table, report = quick_run
+    without = dict(report, figures=[f for f in report["figures"] if f["section"] != "erlang"])
+    assert bench.plots.draw_writes(without) is not None
+    written = bench.plot(without, tmp_path)
+    assert tmp_path / "writes.png" in written

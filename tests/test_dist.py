@@ -629,3 +629,47 @@ def test_corked_frames_leave_together_in_order() -> None:
     finally:
         mine.close()
         peer.close()
+
+
+# == Small edges of the distribution's API (coverage helper's additions) ===========================
+
+
+def test_names_and_blocks_need_a_name_and_a_distribution() -> None:
+    """split_node refuses what is no text; block() needs a running distribution; unblock() without one does nothing."""
+    with pytest.raises(ValueError, match="not a node name"):
+        dist.split_node(42)  # type: ignore[arg-type]
+    assert dist.current() is None
+    with pytest.raises(RuntimeError, match="not distributed"):
+        dist.block(["x@127.0.0.1"])
+    dist.unblock()
+
+
+def test_connect_to_itself_and_to_no_node_name(node: str) -> None:
+    """connect_node of this very node is true at once; of a text that is no node name, false."""
+    assert net_kernel.connect_node(node) is True
+    assert net_kernel.connect_node("no node name") is False
+
+
+def test_unblock_lifts_only_the_nodes_named(node: str) -> None:
+    """unblock(nodes) lifts the block of those nodes and keeps the others blocked."""
+    current = dist.current()
+    assert current is not None
+    dist.block(["x@127.0.0.1", "y@127.0.0.1"])
+    try:
+        dist.unblock(["x@127.0.0.1"])
+        assert "x@127.0.0.1" not in current.blocked() and "y@127.0.0.1" in current.blocked()
+    finally:
+        dist.unblock()
+
+
+@pytest.mark.usefixtures("trap_exits")
+def test_unlink_of_a_remote_process_cuts_the_link_both_ways(cluster: Callable[..., Cluster]) -> None:
+    """unlink of a remote pid takes the link down on both nodes: its later exit reaches us as a 'DOWN' only."""
+    c = cluster(2)
+    pid = c.spawn(c.nodes[1], nf.wait_forever)
+    erlang.link(pid)
+    erlang.unlink(pid)
+    ref = erlang.monitor("process", pid)
+    erlang.exit(pid, "bye")
+    assert recv(tagged("DOWN")) == ("DOWN", ref, "process", pid, "bye")
+    assert [m for m in erlang.flush() if isinstance(m, tuple) and m[0] == "EXIT"] == []

@@ -11,6 +11,7 @@ fail. Every real epmd gets a private port and is killed after; every
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -742,3 +743,305 @@ def test_erl_node_registers_with_our_server() -> None:
         sock.close()
         m.close()
         thread.join(DEADLINE)
+
+
+# == Edge cases of the client: what a broken or foreign answer gives ====================
+
+
+@contextlib.contextmanager
+def one_answer(reply: bytes | Callable[[int], bytes], connections: int = 1) -> Iterator[int]:
+    """Serve ``connections`` clients on a free port of 127.0.0.1: read each request, send ``reply``, hang up.
+
+    ``reply`` may be a function of the server's port (a NAMES reply starts
+    with it). Yields the port; the serving thread is joined on exit.
+    """
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        data = reply(port) if callable(reply) else reply
+
+        def answer() -> None:
+            for _ in range(connections):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(4096)
+                    conn.sendall(data)
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        yield port
+        thread.join(DEADLINE)
+
+
+def test_a_request_that_does_not_fit_its_length_fields_is_refused_before_sending() -> None:
+    """Extra data over 65535 bytes, or a request over 65535 bytes in all, is a ValueError, and nothing is sent."""
+    with pytest.raises(ValueError, match="does not fit ALIVE2_REQ"):
+        epmd.register_node("big", 1, extra=b"x" * 70000, epmd_port=free_port())
+    with pytest.raises(ValueError, match="16-bit length"):
+        epmd.register_node("big", 1, extra=b"x" * 65535, epmd_port=free_port())
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (b"v\x00\x00", "closed the connection in its reply"),
+        (b"y\x00", "closed the connection in its reply"),
+        (b"", "closed the connection instead of registering"),
+    ],
+)
+def test_a_registration_reply_cut_short_is_an_epmd_error(reply: bytes, error: str) -> None:
+    """erl_epmd:wait_for_reg_reply/2: a port mapper that hangs up before its whole reply is epmd_close, an EpmdError."""
+    with one_answer(reply) as port, pytest.raises(epmd.EpmdError, match=error) as info:
+        epmd.register_node("cut", 1, epmd_port=port)
+    assert info.value.errno is None
+
+
+def test_an_old_port_mapper_answers_with_a_16_bit_creation() -> None:
+    """ALIVE2_RESP ('y', as epmd sends to nodes older than version 6) gives its 16-bit creation; result 1 is duplicate_name."""
+    with one_answer(b"y\x00\x00\x02") as port:
+        sock, creation = epmd.register_node("old", 1, epmd_port=port)
+        sock.close()
+    assert creation == 2
+    with one_answer(b"y\x01\x00\x01") as port, pytest.raises(epmd.DuplicateName):
+        epmd.register_node("old", 1, epmd_port=port)
+
+
+def test_port_please_reply_cut_short() -> None:
+    """PORT2_RESP cut after its tag is an EpmdError; cut after a zero result it is noport (None), as in erl_epmd."""
+    with one_answer(b"w") as port, pytest.raises(epmd.EpmdError, match="closed the connection in its answer"):
+        epmd.port_please("x", "127.0.0.1", epmd_port=port)
+    with one_answer(b"w\x00\x12") as port:
+        assert epmd.port_please("x", "127.0.0.1", epmd_port=port) is None
+
+
+def test_a_node_of_another_distribution_version_gets_version_0(mapper: epmd.PortMapper) -> None:
+    """erl_epmd:select_best_version/4: a node speaking only version 5 shares no version with OTP 25's 6: version 0."""
+    sock, _reply = register_raw(mapper.port, alive2(b"ancient", 5030, high=5, low=5))
+    with sock:
+        assert epmd.port_please("ancient", "127.0.0.1", epmd_port=mapper.port) == (5030, 0)
+
+
+def test_names_reads_what_erl_epmd_reads() -> None:
+    """names/1: an empty reply is no nodes; fewer than 4 bytes is garbage; lines that do not parse are skipped."""
+    with one_answer(b"") as port:
+        assert epmd.names("127.0.0.1", epmd_port=port) == {}
+    with one_answer(b"\x00\x00") as port, pytest.raises(epmd.EpmdError, match="too short"):
+        epmd.names("127.0.0.1", epmd_port=port)
+    lines = (
+        b"hello\n"
+        b"name good at port 4100\n"
+        b"name nospace\n"
+        b"name bad atport 1\n"
+        b"name notaport at port x1\n"
+        b"name \xff\xfe at port 3\n"
+        b"name unfinished at port 4"
+    )
+    with one_answer(lambda port: struct.pack(">I", port) + lines) as port:
+        assert epmd.names("127.0.0.1", epmd_port=port) == {"good": 4100}
+
+
+def test_a_reply_longer_than_any_port_mapper_sends_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A NAMES reply past MAX_REPLY bytes does not come from a port mapper: EpmdError, not unbounded memory."""
+    monkeypatch.setattr(epmd, "MAX_REPLY", 64)
+    with one_answer(lambda port: struct.pack(">I", port) + b"name a at port 1\n" * 10) as port:
+        with pytest.raises(epmd.EpmdError, match="longer than 64 bytes"):
+            epmd.names("127.0.0.1", epmd_port=port)
+
+
+def test_kill_answered_with_garbage_is_an_epmd_error() -> None:
+    """KILL_REQ answered with anything but OK or NO is an EpmdError."""
+    with one_answer(b"??") as port, pytest.raises(epmd.EpmdError, match="to KILL_REQ"):
+        epmd.kill(epmd_port=port)
+
+
+def test_command_line_names_without_a_port_number_in_the_reply(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--names`` against something that answers nothing prints epmd's "no response from local epmd", status 1."""
+    with one_answer(b"") as port:
+        assert epmd.main(["--names", "--port", str(port)]) == 1
+    assert capsys.readouterr().out == "epmd: no response from local epmd\n"
+
+
+def test_command_line_kill_and_stop_print_as_epmd(capsys: pytest.CaptureFixture[str]) -> None:
+    """``-stop NAME`` prints the port mapper's answer; ``-kill`` with no node prints "Killed" and the server exits."""
+    with epmd.PortMapper(0, ["127.0.0.1"], relaxed_command_check=True) as m:
+        thread = serve(m)
+        assert epmd.main(["-stop", "nobody", "-port", str(m.port)]) == 0
+        assert capsys.readouterr().out == "NOEXIST\n"
+        assert epmd.main(["--kill", "--port", str(m.port)]) == 0
+        assert capsys.readouterr().out == "Killed\n"
+        thread.join(DEADLINE)
+        assert not thread.is_alive()
+
+
+def test_command_line_server_on_an_address_not_of_this_host_fails() -> None:
+    """``--address`` naming an address this host lacks: the server cannot listen, exits 1, and frees the port it took."""
+    port = free_port()
+    assert epmd.main(["--port", str(port), "--address", "198.51.100.7"]) == 1  # TEST-NET-2: nobody's address
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # the loopback listener bound first was closed again
+
+
+def test_start_port_mapper_refuses_what_it_cannot_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An unknown REPG2_PORT_MAPPER is a ValueError; asking for the real epmd where none is on PATH, FileNotFoundError."""
+    with pytest.raises(ValueError, match="auto, epmd or repg2"):
+        epmd.start_port_mapper(free_port(), kind="portmap")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="epmd is not on PATH"):
+        epmd.start_port_mapper(free_port(), kind="epmd")
+
+
+def test_ensure_port_mapper_starts_one_that_logs_and_lingers_out(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ensure_port_mapper starts RePy2's port mapper where none answers; with REPG2_EPMD_LOG it logs there, verbosely."""
+    log_file = tmp_path / "epmd.log"
+    monkeypatch.setenv("REPG2_PORT_MAPPER", "repg2")
+    monkeypatch.setenv("REPG2_EPMD_LOG", str(log_file))
+    port = free_port()
+    epmd.ensure_port_mapper(port)
+    sock, _creation = epmd.register_node("logged", 5031, epmd_port=port)
+    sock.close()
+    wait_until(lambda: not _answers(port), "the started port mapper to exit", timeout=epmd.EPMD_LINGER + DEADLINE)
+    assert "registered logged at port 5031" in log_file.read_text(encoding="utf-8")
+
+
+def test_ensure_port_mapper_gives_up_after_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When no port mapper comes up, ensure_port_mapper raises TimeoutError after trying to start one."""
+    started: list[int | None] = []
+    monkeypatch.setattr(epmd, "start_port_mapper", lambda port=None, **kw: started.append(port) or "repg2")
+    port = free_port()
+    with pytest.raises(TimeoutError, match=f"no port mapper answers on port {port}"):
+        epmd.ensure_port_mapper(port, timeout=0.3)
+    assert started and set(started) == {port}
+
+
+def test_ensure_registered_gives_up_on_a_port_mapper_that_hangs_up() -> None:
+    """A program that accepts and hangs up at once is retried until the timeout, then TimeoutError naming the cause."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+
+        def hang_up() -> None:
+            while not stop.is_set():
+                try:
+                    conn = listener.accept()[0]
+                except OSError:
+                    continue
+                with conn:
+                    conn.settimeout(DEADLINE)
+                    conn.recv(4096)  # the whole request: closing with it unread would reset, not hang up
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        try:
+            with pytest.raises(TimeoutError, match="cannot register 'hungup'.*epmd_close") as info:
+                epmd.ensure_registered("hungup", 5032, epmd_port=listener.getsockname()[1], timeout=0.5, start=False)
+            assert isinstance(info.value.__cause__, epmd.EpmdError)
+        finally:
+            stop.set()
+            thread.join(DEADLINE)
+
+
+# == Edge cases of the server ========================================================
+
+
+def test_a_creation_counter_that_wraps_skips_1_to_3() -> None:
+    """epmd_srv.c's bump_creation: past 2**32 - 1 the counter goes to 4, since 1..3 are the creations of old nodes."""
+    node = epmd._Node(epmd.NodeInfo("w", 1), None, -1, 0xFFFFFFFF)
+    node.bump_creation()
+    assert node.creation() == 4
+
+
+def test_a_closed_port_mapper_never_serves() -> None:
+    """close() before serve_forever releases the port at once; serve_forever then returns without serving."""
+    m = epmd.PortMapper(0, ["127.0.0.1"])
+    port = m.port
+    m.close()
+    m.close()  # closing twice is harmless
+    m.serve_forever()
+    with pytest.raises(ConnectionRefusedError):
+        epmd.names("127.0.0.1", epmd_port=port)
+
+
+def test_connections_past_the_cap_are_refused_and_the_rest_served() -> None:
+    """Past max_connections a new client is hung up on at once (D45); the server serves on once others leave."""
+    with epmd.PortMapper(0, ["127.0.0.1"], max_connections=2) as m:
+        thread = serve(m)
+        idle = [socket.create_connection(("127.0.0.1", m.port), timeout=DEADLINE) for _ in range(2)]
+        try:
+            assert exchange(m.port, b"\x00\x01n") == b""
+        finally:
+            for s in idle:
+                s.close()
+        wait_until(lambda: _answers(m.port), "the server to take clients again")
+        m.close()
+        thread.join(DEADLINE)
+
+
+def test_requests_from_other_hosts_may_only_look_up(mapper: epmd.PortMapper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From a non-local address, ALIVE2, DUMP and KILL are closed unanswered; PORT_PLEASE2 and NAMES are answered."""
+    sock, _ = epmd.register_node("local", 5033, epmd_port=mapper.port)
+    with sock:
+        monkeypatch.setattr(epmd, "_is_local_peer", lambda sock, peer: False)
+        for request in (alive2(b"remote", 5034), b"\x00\x01d", b"\x00\x01k"):
+            assert exchange(mapper.port, request) == b"", request
+        assert epmd.port_please("local", "127.0.0.1", epmd_port=mapper.port) == (5033, 6)
+        assert epmd.names("127.0.0.1", epmd_port=mapper.port) == {"local": 5033}
+
+
+def test_a_peer_address_that_does_not_parse_is_not_local() -> None:
+    """conn_local_peer_check: an address that is no IP address counts as another host's."""
+    with socket.socket() as sock:
+        assert epmd._is_local_peer(sock, ("not-an-address", 0)) is False
+
+
+def test_stop_without_a_name_is_closed_unanswered() -> None:
+    """STOP_REQ with no name, even with relaxed checks, closes the connection without an answer."""
+    with epmd.PortMapper(0, ["127.0.0.1"], relaxed_command_check=True) as m:
+        thread = serve(m)
+        assert exchange(m.port, b"\x00\x01s") == b""
+        m.close()
+        thread.join(DEADLINE)
+
+
+def test_more_bytes_than_announced_close_the_connection(mapper: epmd.PortMapper) -> None:
+    """A first read that brings more than the length announced is refused unanswered, as epmd refuses it."""
+    assert exchange(mapper.port, b"\x00\x01n" + b"zz") == b""
+    assert _answers(mapper.port)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP reset (SO_LINGER 0) instead of an orderly FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def test_a_reset_ends_a_registration_and_a_half_sent_request(mapper: epmd.PortMapper) -> None:
+    """A registration whose connection is reset ends; a client reset in mid-request is dropped; the server serves on."""
+    sock, _ = epmd.register_node("reset", 5035, epmd_port=mapper.port)
+    _reset(sock)
+    wait_until(lambda: "reset" not in epmd.names("127.0.0.1", epmd_port=mapper.port), "reset to unregister")
+    half = socket.create_connection(("127.0.0.1", mapper.port), timeout=DEADLINE)
+    half.sendall(b"\x00")
+    _reset(half)
+    assert epmd.names("127.0.0.1", epmd_port=mapper.port) == {}
+
+
+def test_past_the_remembered_names_limit_the_oldest_slot_is_reused(
+    mapper: epmd.PortMapper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """epmd's node_reg2: with more than MAX_UNREG_COUNT names remembered, a new name takes the oldest slot and its creation."""
+    monkeypatch.setattr(epmd, "MAX_UNREG_COUNT", 3)
+    creations = {}
+    for name in ("n1", "n2", "n3", "n4"):
+        sock, creations[name] = epmd.register_node(name, 5036, epmd_port=mapper.port)
+        sock.close()
+        wait_until(lambda: not epmd.names("127.0.0.1", epmd_port=mapper.port), f"{name} to unregister")
+    sock, creation = epmd.register_node("n5", 5037, epmd_port=mapper.port)
+    with sock:
+        assert creation == creations["n1"]
+        _port, text = epmd._epmd_call(epmd.DUMP_REQ, mapper.port)
+        assert b"<n1>" not in text and b"<n2>" in text and b"<n5> at port 5037" in text

@@ -752,3 +752,75 @@ def test_module_documents_every_tag_it_refuses() -> None:
     for name in ("ATOM_CACHE_REF", "LOCAL_EXT", "FUN_EXT", "NEW_FUN_EXT", "BIT_BINARY_EXT", "V4_PORT_EXT"):
         assert name in doc
     assert Path(external.__file__).read_text().count("DIVERGENCE(") >= 4
+
+
+# == What cannot be encoded, and the rarer decoding errors ===============================
+
+import threading  # noqa: E402 - appended part of the file
+
+ATOM_A = b"w\x03a@h"  # SMALL_ATOM_UTF8_EXT 'a@h'
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"\x83c" + b"1.00000000000000000000e+999".ljust(31, b"\0"), "out of range"),
+        (b"\x83M\x00\x00", "needs 5 more bytes"),
+        (b"\x83t\x00\x00\x00\x02a\x01a\x02", "needs 1 more bytes"),
+        (b"\x83e" + ATOM_A + b"\x00\x00", "needs 5 more bytes"),
+        (b"\x83e" + ATOM_A + b"\x00\x04\x00\x00\x01", "too large in the old form"),
+        (b"\x83f" + ATOM_A + b"\x00\x00\x00\x07\x04", "creation 4 in the old one-byte form"),
+        (b"\x83qw\x01mw\x01fb\x00\x00\x01\x00", "the arity must be a small integer"),
+    ],
+    ids=[
+        "float text past the double range",
+        "bit binary cut",
+        "map cut",
+        "old ref cut",
+        "old ref id",
+        "old port",
+        "arity",
+    ],
+)
+def test_malformed_terms_are_decode_errors(data: bytes, why: str) -> None:
+    """Each malformed term from the wire is a DecodeError naming what is wrong, never a crash of the reader."""
+    with pytest.raises(DecodeError, match=why):
+        binary_to_term(data)
+
+
+def test_the_atoms_true_and_false_name_a_node_as_text() -> None:
+    """A node name that is the atom true (which decodes as True elsewhere) stays the text 'true' in a pid."""
+    pid = binary_to_term(b"\x83Xw\x04true" + struct.pack(">III", 5, 0, 1))
+    assert isinstance(pid, Pid) and pid.node == "true"
+
+
+def test_values_that_do_not_fit_their_fields_are_refused_at_the_encode() -> None:
+    """A creation or port id too wide for its field, or a function whose name finds another, is a TypeError."""
+    with pytest.raises(TypeError, match="creation"):
+        term_to_binary(Pid("a@h", 5, 1 << 32))
+    with pytest.raises(TypeError, match="creation"):
+        term_to_binary(Ref("a@h", 5, 1 << 32))
+    with pytest.raises(TypeError, match="does not fit 64 bits"):
+        term_to_binary(Port("a@h", 1 << 64, 1))
+
+    def renamed() -> None:
+        """A function whose qualified name says it is another."""
+
+    renamed.__qualname__ = "module_level_helper"
+    with pytest.raises(TypeError, match="does not name this function"):
+        term_to_binary(renamed)
+
+
+def test_opaque_terms_print_as_erlang_prints_them() -> None:
+    """A port prints as #Port<node.id>, a closure by its size; an export fun naming no function is undef."""
+    assert repr(Port("a@h", 7, 1)) == "#Port<a@h.7>"
+    assert repr(LocalFun(b"p" + bytes(40))) == "#Fun<41 bytes>"
+    with pytest.raises(erlang.ErlangError, match="is not a function") as undef:
+        ExportFun("repg2.rpc", "NAME", 0).resolve()
+    assert undef.value.reason == "undef"
+
+
+def test_portable_describes_each_element_of_a_list() -> None:
+    """portable() of a list keeps what travels and describes what does not, element by element."""
+    lock = threading.Lock()
+    assert external.portable([1, lock]) == [1, repr(lock).encode()]

@@ -982,3 +982,142 @@ def test_monitor(cluster: Callable[..., Cluster], here: Callable[[str], str]) ->
         assert state.monitored_groups == {group: [(me, ref)]}, "pg did not remove DOWNed group"
 
     monitor_test_impl(cluster, here, "monitor", group, "group", only_the_first_stays)
+
+
+# == The remaining clauses: arities, strangers, races and crashes that pg.erl keeps ====
+
+
+def test_every_name_refuses_the_arities_pg_erl_does_not_export(here: Callable[[str], str]) -> None:
+    """A call with an arity pg.erl does not export is undef (D34, also a TypeError); a non-atom scope is function_clause."""
+    scope = here("undef_arities")
+    me = erlang.self()
+    calls: list[Callable[[], Any]] = [
+        lambda: pg.start_link(scope, "extra"),  # type: ignore[call-overload]
+        lambda: pg.leave(scope),  # type: ignore[call-overload]
+        lambda: pg.monitor_scope(scope, "extra"),  # type: ignore[call-overload]
+        lambda: pg.monitor(),  # type: ignore[call-overload]
+        lambda: pg.demonitor(),  # type: ignore[call-overload]
+        lambda: pg.get_members(),  # type: ignore[call-overload]
+        lambda: pg.get_local_members(scope, "g", "extra"),  # type: ignore[call-overload]
+        lambda: pg.which_groups(scope, "extra"),  # type: ignore[call-overload]
+        lambda: pg.which_local_groups(scope, "extra"),  # type: ignore[call-overload]
+    ]
+    for call in calls:
+        with pytest.raises(erlang.ErlangTypeError, match="is not exported") as undef:
+            call()
+        assert undef.value.reason == "undef"
+    with pytest.raises(erlang.ErlangTypeError, match="which_local_groups/1") as clause:
+        pg.which_local_groups(42)  # type: ignore[arg-type]
+    assert clause.value.reason == "function_clause"
+    with pytest.raises(erlang.ErlangTypeError, match="leave/3") as clause:
+        pg.leave(scope, "g", "not a pid")  # type: ignore[call-overload]
+    assert clause.value.reason == "function_clause"
+    with pytest.raises(erlang.ErlangError, match="is not \\[Scope\\]") as init_clause:
+        pg.init([])
+    assert init_clause.value.reason == "function_clause"
+    assert pg.join(scope, "g", me) == "ok"  # the scope served on throughout
+
+
+def test_the_short_forms_of_monitor_and_demonitor_use_the_default_scope(here: Callable[[str], str]) -> None:
+    """monitor_scope/0, monitor/1 and demonitor/1 are the scope 'pg''s, as pg.erl's short forms are."""
+    here("pg")
+    me = erlang.self()
+    scope_ref, groups = pg.monitor_scope()
+    group_ref, members = pg.monitor("g")
+    assert (groups, members) == ({}, [])
+    assert pg.join("g", me) == "ok"
+    wait_message(scope_ref, "join", "g", [me])
+    wait_message(group_ref, "join", "g", [me])
+    assert pg.demonitor(scope_ref) == "ok"
+    assert pg.demonitor(group_ref) == "ok"
+    assert pg.demonitor(group_ref) is False
+
+
+def test_joins_and_leaves_from_a_stranger_are_ignored(here: Callable[[str], str]) -> None:
+    """join and leave from a process that is no known peer change nothing (pg.erl: a flickering node, a forgotten peer)."""
+    scope = here("stranger")
+    member = forever()
+    erlang.send(scope, ("join", erlang.self(), "g", [member]))
+    erlang.send(scope, ("leave", erlang.self(), member, ["g"]))
+    sync(scope)
+    assert pg.get_members(scope, "g") == []
+    assert gen_server.get_state(scope).remote == {}
+
+
+def test_a_known_peers_syncs_replace_what_it_announced_before(here: Callable[[str], str]) -> None:
+    """handle_sync from a known peer: a changed group's row has its old pids replaced, a vanished group leaves."""
+    scope = here("resync")
+    me = erlang.self()  # WHITE BOX: this process plays a peer scope process
+    p1, p2, p3 = forever(), forever(), forever()
+    erlang.send(scope, ("discover", me))
+    sync(scope)
+    erlang.flush()  # the sync and the discover back
+    gen_server.cast(scope, ("sync", me, [("g", [p1]), ("h", [p2])]))
+    gen_server.cast(scope, ("sync", me, [("g", [p1]), ("h", [p3])]))  # g unchanged, h changed
+    sync(scope)
+    assert (pg.get_members(scope, "g"), pg.get_members(scope, "h")) == ([p1], [p3])
+    gen_server.cast(scope, ("sync", me, [("h", [p3])]))  # g is gone from the peer
+    sync(scope)
+    assert (pg.which_groups(scope), pg.get_members(scope, "g")) == (["h"], [])
+
+
+def test_a_peers_leave_of_pids_it_never_announced_removes_the_others(here: Callable[[str], str]) -> None:
+    """A peer's leave of a list, some of which never joined, removes those that did (Erlang's --) from row and map."""
+    scope = here("partial_leave")
+    me = erlang.self()  # WHITE BOX: this process plays a peer scope process
+    p1, p2, never = forever(), forever(), forever()
+    erlang.send(scope, ("discover", me))
+    erlang.send(scope, ("join", me, "g", [p1, p2]))
+    erlang.send(scope, ("leave", me, [p1, never], ["g"]))
+    sync(scope)
+    assert pg.get_members(scope, "g") == [p2]
+    assert gen_server.get_state(scope).remote[me][1] == {"g": [p2]}
+
+
+@pytest.mark.parametrize("leaving", ["pid", "list"])
+def test_a_peers_leave_of_a_group_it_never_announced_crashes_the_scope(
+    here: Callable[[str], str], leaving: str
+) -> None:
+    """pg:leave_remote/3 reads the group with maps:get/2: a peer's leave of an unknown group crashes the scope with {badkey, Group}."""
+    scope = here(f"badkey_{leaving}")
+    scope_pid = erlang.whereis(scope)
+    assert isinstance(scope_pid, Pid)
+    watch = erlang.monitor("process", scope_pid)
+    me = erlang.self()  # WHITE BOX: this process plays a peer scope process
+    member = forever()
+    erlang.send(scope, ("discover", me))
+    erlang.send(scope, ("leave", me, member if leaving == "pid" else [member], ["never_joined"]))
+    crash = down_reason(watch)
+    assert isinstance(crash, erlang.ErlangError) and crash.reason == ("badkey", "never_joined")
+
+
+def test_a_down_that_is_no_members_and_no_subscribers_is_dropped(here: Callable[[str], str]) -> None:
+    """A 'DOWN' for a local process that is neither member nor subscriber finds nothing to drop; the scope serves on."""
+    scope = here("stray_down")
+    erlang.send(scope, ("DOWN", erlang.make_ref(), "process", forever(), "normal"))
+    sync(scope)
+    assert pg.join(scope, "g", erlang.self()) == "ok"
+
+
+def test_a_peers_down_with_another_monitor_is_a_case_clause() -> None:
+    """pg:handle_info/2: a 'DOWN' from a known peer under another monitor reference matches no clause: case_clause."""
+    peer = Pid("peer@127.0.0.1", 40, 1)
+    state = pg.State("no_table", {}, {peer: (erlang.make_ref(), {})}, {}, {}, {})
+    with pytest.raises(erlang.ErlangError) as crash:
+        pg.handle_info(("DOWN", erlang.make_ref(), "process", peer, "noconnection"), state)
+    assert crash.value.reason[0] == "case_clause"
+
+
+def test_race_paths_of_the_local_functions(here: Callable[[str], str]) -> None:
+    """A local leave from a group without a row changes nothing (the 'DOWN'/leave race); the no-clause cases crash."""
+    scope = here("races")
+    me = erlang.self()
+    pg.leave_local_update_ets(scope, {}, {}, "absent", me)
+    pg.leave_local_update_ets(scope, {}, {}, "absent", [me])
+    assert pg.which_groups(scope) == []
+    with pytest.raises(erlang.ErlangError) as clause:
+        pg.leave_local("not a pid", "g", {})  # type: ignore[arg-type]
+    assert clause.value.reason == "function_clause"
+    with pytest.raises(erlang.ErlangError) as no_group:
+        pg.demonitor_group((me, erlang.make_ref()), "g", {})
+    assert no_group.value.reason == ("case_clause", "error")

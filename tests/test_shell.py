@@ -285,3 +285,195 @@ def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
     b.child.expect(pexpect.EOF, timeout=DEADLINE)
     b.child.close()
     assert b.child.exitstatus == 128 + signal.SIGTERM
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="signals to one thread need pthread_kill")
+def test_sigterm_caught_by_another_thread_stops_the_node_too(shells: Callable[..., Shell]) -> None:
+    """A SIGTERM the kernel hands to a thread other than the REPL's stops the shell as well, without a key press."""
+    name = _unique("t")
+    shell = shells(name)
+    shell.child.sendline(  # the REPL's main thread will be waiting in raw_input for the next line
+        "import signal; from repg2.testing import nodefuns; nodefuns.signal_from_a_worker(signal.SIGTERM, ('raw_input',))"
+    )
+    shell.wait_output(rf"node {name} stopped")
+    shell.child.expect(pexpect.EOF, timeout=DEADLINE)
+    shell.child.close()
+    assert shell.child.exitstatus == 128 + signal.SIGTERM
+
+
+# == The helpers and the diagnosis, called in-process ===================================
+#
+# The shell's helpers are plain methods and functions: called from Python they print
+# as usual (no terminal is set), so the cases a pty run would take seconds to reach
+# are checked here directly.
+
+import contextlib  # noqa: E402 - the in-process part of the file
+import errno  # noqa: E402
+import io  # noqa: E402
+import threading  # noqa: E402
+from typing import Any  # noqa: E402
+
+from support import free_port, wait_until  # noqa: E402
+
+from repg2 import dist, epmd, erlang, pg2  # noqa: E402
+from repg2.erlang import ErlangError, Pid  # noqa: E402
+from repg2.tools import shell  # noqa: E402
+
+
+@contextlib.contextmanager
+def not_a_port_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Make ERL_EPMD_PORT a port where a program answers every request with an HTTP error; yield the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(DEADLINE)
+                conn.recv(4096)
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    monkeypatch.setenv("ERL_EPMD_PORT", str(listener.getsockname()[1]))
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        listener.close()
+
+
+def test_diagnose_answers_before_probing_when_it_can(node: str) -> None:
+    """diagnose names a bad node name, this node itself, and a node blocked here, without asking the network."""
+    assert "not a node name" in shell.diagnose("no-at-sign")
+    assert shell.diagnose(node) == f"{node} is this node"
+    dist.block(["walled@127.0.0.1"])
+    try:
+        assert (
+            shell.diagnose("walled@127.0.0.1") == "walled@127.0.0.1 is blocked on this node (dist.unblock() lifts it)"
+        )
+    finally:
+        dist.unblock()
+
+
+def test_diagnose_on_a_node_that_is_not_distributed() -> None:
+    """diagnose in a process that is no node says so: there is no distribution to connect with."""
+    assert shell.diagnose("peer@127.0.0.1").startswith("this node is not distributed")
+
+
+@pytest.mark.usefixtures("isolated_runtime", "fresh_pg2")
+def test_helpers_from_plain_python(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The Erlang shell commands print as c.erl's do: help, flush, regs; a member of a missing group is reported."""
+    helpers = shell.Helpers()
+    helpers.help()
+    assert "Helpers:" in capsys.readouterr().out
+    helpers.help(len)
+    assert "len(obj" in capsys.readouterr().out  # Python's own help
+    erlang.send(erlang.self(), ("hello", 1))
+    assert helpers.flush() == "ok"
+    assert capsys.readouterr().out == "Shell got ('hello', 1)\n"
+    pg2.start()
+    alice = helpers.member("alice_shelltest", "no_such_group")
+    out = capsys.readouterr().out
+    assert "alice_shelltest: pg2.join('no_such_group', ...) -> ('error', ('no_such_group', 'no_such_group'))" in out
+    helpers.regs()
+    assert f"alice_shelltest          {alice!r}" in capsys.readouterr().out
+    with pytest.raises(ErlangError):
+        helpers.member("alice_shelltest")  # the name is taken: the new member is killed, the error raised
+    assert erlang.whereis("alice_shelltest") == alice
+    helpers.groups()
+    assert capsys.readouterr().out == f"no groups on {node}\n"
+
+
+@pytest.mark.usefixtures("isolated_runtime", "fresh_pg2")
+def test_kill_and_table_explain_what_they_cannot_do(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """kill of something that is no process names it; a name registered nowhere, with no peers, says so; table needs pg2."""
+    helpers = shell.Helpers()
+    assert helpers.kill(42) is False  # type: ignore[arg-type]
+    assert "kill takes a pid, a registered name, or (name, node), not 42" in capsys.readouterr().out
+    assert helpers.kill("nobody_shelltest") is False
+    assert capsys.readouterr().out == f"[{node}] no process registered as 'nobody_shelltest' on this node\n"
+    helpers.table()
+    assert capsys.readouterr().out == "pg2 is not started on this node (pg2.start())\n"
+
+
+@pytest.mark.usefixtures("isolated_runtime")
+def test_watch_false_stops_the_watcher(node: str) -> None:
+    """watch(False) tells the nodeup/nodedown watcher to stop; watch() starts one again."""
+    helpers = shell.Helpers()
+    assert helpers.watch(True) == "ok"
+    watcher = helpers._watcher
+    assert isinstance(watcher, Pid)
+    assert helpers.watch(False) == "ok"
+    wait_until(lambda: not erlang.is_process_alive(watcher), "the watcher to stop")
+    helpers.watch()
+    assert isinstance(helpers._watcher, Pid) and helpers._watcher != watcher
+
+
+def test_ping_without_a_terminal_says_why(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """ping of a node that does not run answers 'pang' and prints the diagnosis."""
+    assert shell.Helpers().ping("nobody_shelltest@127.0.0.1") == "pang"
+    assert "cannot connect to nobody_shelltest@127.0.0.1: no node named 'nobody_shelltest' runs on" in (
+        capsys.readouterr().out
+    )
+
+
+def test_terms_and_rows_in_words() -> None:
+    """Lists print element by element; a local_member row and a row of no pg2 shape are said in words."""
+    pid = Pid("a@127.0.0.1", 7, 0)
+    assert shell._term_text([pid, (1,), "x"]) == f"[{pid!r}, (1,), 'x']"
+    assert shell._row_meaning((("local_member", "chat", pid),), {pid: "bob"}) == (
+        f"{pid!r} (bob) is a member of 'chat' living on this node"
+    )
+    assert shell._row_meaning(("what", "is", "this"), {}) == "(a row of an unknown shape)"
+
+
+def test_start_errors_in_one_line() -> None:
+    """Each reason a node cannot start becomes one line naming the cause: host, name, port mapper, or the reason."""
+    name = "a@somewhere.invalid"
+    assert shell._start_error(name, socket.gaierror(-2, "Name or service not known")) == (
+        "cannot resolve host 'somewhere.invalid': Name or service not known"
+    )
+    assert "the name a@somewhere.invalid is taken" in shell._start_error(name, epmd.DuplicateName("taken"))
+    assert "does not work: the port mapper hung up" in shell._start_error(name, "the port mapper hung up")
+    assert shell._start_error(name, OSError(errno.EACCES, "Permission denied")) == "[Errno 13] Permission denied"
+
+
+def test_host_warning_only_for_names_that_resolve_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host name that resolves to a loopback address is warned about; 'localhost' and unresolvable hosts are not."""
+    assert shell._host_warning("127.0.0.1") is None  # a loopback address given on purpose
+    assert shell._host_warning("localhost") is None
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        if host == "laptop.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.1.1", 0))]
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert "laptop.example resolves to 127.0.1.1 here: other machines cannot reach" in str(
+        shell._host_warning("laptop.example")
+    )
+    assert shell._host_warning("nowhere.example") is None
+
+
+def test_a_name_problem_from_a_port_that_is_no_port_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before starting, the shell names a port mapper port held by another program."""
+    with not_a_port_mapper(monkeypatch) as port:
+        assert shell._name_problem(f"x{free_port()}@127.0.0.1") == (
+            f"what answers on port {port} is not a port mapper "
+            "(garbage from the port mapper on 127.0.0.1: b'HT'): use --epmd-port"
+        )
+
+
+def test_no_readline_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Completion and history are set up only when stdin is a terminal."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert shell._setup_readline({}) is None

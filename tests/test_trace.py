@@ -432,3 +432,96 @@ def test_format_term_prints_erlang_syntax(term: object, text: str) -> None:
 def test_format_term_cuts_long_terms() -> None:
     """A limit cuts the text and marks the cut."""
     assert format_term(list(range(100)), 12) == "[0,1,2,3,..."
+
+
+# == The tracer's own limits and refusals, and the rarer shapes of the picture ========================
+
+
+def test_a_lost_message_and_an_unknown_sender_are_drawn_and_explained() -> None:
+    """A send never received is crossed out and 'lost'; an arrival whose sender is unknown starts at the node's edge."""
+    p, q = Pid(A, 1, 1), Pid(B, 2, 1)
+    events = [
+        event("send", A, 1.0, p, None, ("hello", 1), receiver_name="srv", receiver_node=B, seq=0),
+        event("receive", B, 2.0, None, q, ("from", "nowhere"), seq=0),
+        event("send", A, 3.0, p, q, ("ping", 2), seq=1),
+        event("receive", B, 3.5, None, q, ("ping", 2), seq=1),
+    ]
+    tr = trace._build(events, [A, B], 0.0, {}, {}, [], 0, [])
+    assert [(m.label, m.received is None, m.sender) for m in tr.messages] == [
+        ("hello", True, p),
+        ("from", False, None),
+        ("ping", False, p),
+    ]
+    diagram = tr.diagram(max_messages=2)
+    svg = diagram.svg()
+    for said in ("hello (lost)", "sender unknown", "lost", "and 1 more messages"):
+        assert said in svg, said
+    lines, _nodes = diagram._lifelines(tr.messages)
+    assert ("name", B, "srv") in [line.key for line in lines]  # a lost send by name has a lifeline of that name
+
+
+def test_the_node_whose_runtime_made_a_message() -> None:
+    """'DOWN' of a monitor by {Name, Node} comes from that node; a message of another shape was sent by a process."""
+    ref = Ref(A, 9)
+    assert trace._runtime_node(("DOWN", ref, "process", ("srv", B), "normal"), None, A) == B
+    assert trace._runtime_node(("DOWN", ref, "process", "not a pid", "normal"), None, A) == A
+    assert trace._runtime_node(("hello", 1, 2, 3), None, A) is None
+    exiting = Pid(B, 3, 1)
+    assert trace._implied_sender(("EXIT", exiting, "normal")) == exiting
+    assert tag_of(trace.Unpicklable("<a lock>")) == "?"
+
+
+def test_events_past_the_limit_are_counted_and_reported(isolated_runtime: None) -> None:
+    """Past its limit of events the tracer keeps counting what it drops, and the log says how many."""
+    me = erlang.self()
+    with Tracer(None, ["all"], limit=2) as tracer:
+        for i in range(5):
+            erlang.send(me, ("n", i))
+        for i in range(5):
+            assert recv(lambda m, i=i: m == ("n", i)) == ("n", i)
+    tr = tracer.trace
+    assert tr is not None and tr.dropped >= 3
+    assert f"({tr.dropped} events dropped over the limit)" in str(tr)
+
+
+def test_the_tracer_refuses_what_it_cannot_do(isolated_runtime: None) -> None:
+    """p() after start, a process that is no pid nor name, and stop() before start are refused; p() adds before start."""
+    tracer = Tracer(None, []).p(erlang.self(), "pg2")
+    assert tracer.procs == [erlang.self(), "pg2"]
+    with pytest.raises(RuntimeError, match="stop\\(\\) without start\\(\\)"):
+        tracer.stop()
+    with pytest.raises(TypeError, match="trace a pid or a registered name, not 42"):
+        Tracer(None, [42]).start()  # type: ignore[list-item]
+    tracer.start()
+    try:
+        with pytest.raises(RuntimeError, match="add processes before start"):
+            tracer.p("global_name_server")
+    finally:
+        tracer.stop(settle=0)
+    assert trace._uninstall() == ([], 0)  # nothing plugged in any more
+    assert trace._snapshot() == ([], 0)
+
+
+def test_messages_that_refuse_comparison_are_different() -> None:
+    """Pairing compares messages as terms; one whose == raises counts as a different message."""
+
+    class Stubborn:
+        def __eq__(self, other: object) -> bool:
+            raise ValueError("no comparing me")
+
+        __hash__ = object.__hash__
+
+    assert trace._same(Stubborn(), Stubborn()) is False
+    assert trace._same(("a", 1), ("a", 1)) is True
+
+
+@pytest.mark.distributed
+def test_a_node_that_stopped_during_tracing_is_named_missing() -> None:
+    """A node stopped before the tracer collects keeps its records: the trace names it missing and goes on."""
+    with Cluster(2) as cluster:
+        _a, b = cluster.nodes
+        tracer = Tracer(cluster, ["all"]).start()
+        cluster.stop(b)
+        tr = tracer.stop(settle=0)
+    assert tr.missing == [b]
+    assert f"(no records from {b})" in tr.log()

@@ -66,6 +66,7 @@ log = logging.getLogger("repg2.testing.cluster")
 
 START_TIMEOUT = 30.0  # seconds for a child to come up; spawn + imports take ~0.1-0.5 s
 STOP_TIMEOUT = 5.0  # seconds for a graceful stop before terminate(), then kill()
+SIGNAL_CHECK = 0.2  # seconds a child's main thread waits for a request before it lets signal handlers run
 
 
 class ClusterError(RuntimeError):
@@ -285,8 +286,12 @@ class Cluster:
             raise ClusterError(f"node {name} failed to start: {value}")
         return int(value)
 
-    def _reap(self, child: _Child, timeout: float = STOP_TIMEOUT) -> None:
-        """Wait for a child to exit, then terminate it (SIGTERM), then kill it (SIGKILL); close its channel."""
+    def _reap(self, child: _Child, timeout: float | None = None) -> None:
+        """Wait for a child to exit, then terminate it (SIGTERM), then kill it (SIGKILL); close its channel.
+
+        Each wait lasts ``timeout`` seconds, by default ``STOP_TIMEOUT`` as it is at the call.
+        """
+        timeout = STOP_TIMEOUT if timeout is None else timeout
         child.process.join(timeout)
         if child.process.is_alive():
             log.warning("node %s did not stop in %s s: terminating it", child.name, timeout)
@@ -335,12 +340,21 @@ class Cluster:
                 raise ClusterError(f"node {node} is not reachable: {exc}") from None
             deadline = time.monotonic() + timeout
             while True:
+                # The TimeoutError is raised outside the try: it is an OSError,
+                # which the except below would turn into "went away".
                 try:
-                    if not child.conn.poll(max(0.0, deadline - time.monotonic())):
-                        raise TimeoutError(f"node {node} did not answer {op} within {timeout} s")
-                    status, reply_id, value = child.conn.recv()
+                    answered = child.conn.poll(max(0.0, deadline - time.monotonic()))
+                    if answered:
+                        status, reply_id, value = child.conn.recv()
                 except (EOFError, OSError) as exc:
                     raise ClusterError(f"node {node} went away during {op}: {exc!r}") from None
+                except Exception as exc:  # noqa: BLE001 - unpickling a reply runs the classes' own code
+                    # A value or exception that pickles on the node but cannot be
+                    # rebuilt here (a constructor with other arguments): say so,
+                    # as the node says of a value it cannot pickle.
+                    raise ClusterError(f"node {node} answered {op} with what cannot be rebuilt here: {exc!r}") from None
+                if not answered:
+                    raise TimeoutError(f"node {node} did not answer {op} within {timeout} s")
                 if reply_id != request_id:
                     continue  # the late reply of a request that timed out
                 if status == "ok":
@@ -595,6 +609,11 @@ def _node_main(
         reply("ready", 0, erlang._identity.creation)
         while True:
             try:
+                # Poll, do not block in recv: the kernel may hand a SIGTERM to any
+                # thread, and its handler runs only when this main thread next runs
+                # Python code; a blocked recv would put that off until a request came.
+                if not conn.poll(SIGNAL_CHECK):
+                    continue
                 request = conn.recv()
             except (EOFError, OSError):
                 break  # the parent is gone: stop rather than linger as an orphan

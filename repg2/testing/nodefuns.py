@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import signal
 import sys
 import threading
 import time
@@ -187,6 +188,31 @@ class Unloadable(Exception):
 def raise_unloadable() -> None:
     """Raise an exception that cannot travel back as itself."""
     raise Unloadable(1, 2)
+
+
+def signal_from_a_worker(signum: int, main_waits_in: tuple[str, ...]) -> str:
+    """From a new thread, send ``signum`` to that thread alone once the main thread waits in ``main_waits_in``.
+
+    The kernel may hand a signal sent to a process to any of its threads;
+    Python runs the handler in the main thread, and only when that thread
+    next runs Python code. This stages the worst case: the main thread
+    asleep in a blocking call (its innermost Python function is one of
+    ``main_waits_in``) and the signal caught by another thread.
+    """
+    main = threading.main_thread().ident
+
+    def worker() -> None:
+        """Wait (at most 10 s) for the main thread to block, then signal this thread."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            frame = sys._current_frames().get(main or 0)
+            if frame is not None and frame.f_code.co_name in main_waits_in:
+                break
+            time.sleep(0.001)  # the pause of a deadline-bounded poll
+        signal.pthread_kill(threading.get_ident(), signum)
+
+    threading.Thread(target=worker, daemon=True, name="signal-from-a-worker").start()
+    return "sent"
 
 
 def kill_self() -> None:

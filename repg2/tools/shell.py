@@ -48,6 +48,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,12 @@ HISTORY_LENGTH = 1000  # lines kept: enough for a day of workshop, small to load
 # The one terminal of this OS process. Set by run(); None when the helpers
 # are used from plain Python (then they print as usual).
 _terminal: _Terminal | None = None
+
+# The signals that stop the shell as q() does (SIGHUP: the terminal closed), where the platform has them.
+_EXIT_SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None)
+_exiting = threading.Event()  # set by the first exit signal: a forwarded copy of it is then dropped
+_FORWARD_PAUSE = 0.2  # seconds between two exit signals forwarded to the main thread while it has not reacted
+_FORWARD_TRIES = 50  # forwarded at most this many times (10 s): then the signal is the main thread's to handle
 
 
 # == Printing while the user types ==================================================
@@ -704,9 +711,10 @@ def run(
         print(f"python -m repg2 shell: cannot start node {name}: {problem}", file=sys.stderr)
         package_log.removeHandler(handler)
         return 1
-    for signum in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
-        if signum is not None:
-            signal.signal(signum, _exit_on_signal)
+    _exiting.clear()
+    for signum in _EXIT_SIGNALS:
+        signal.signal(signum, _exit_on_signal)
+    stop_forwarding = _forward_exit_signals()
     try:
         pg2.start()
         helpers = Helpers(handler)
@@ -736,6 +744,7 @@ def run(
             status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     finally:
         _stop(name)
+        stop_forwarding()
         if _terminal is not None:
             sys.stdout = _terminal.stream
         _terminal = None
@@ -744,8 +753,69 @@ def run(
 
 
 def _exit_on_signal(signum: int, frame: Any) -> None:
-    """Turn SIGTERM or SIGHUP (the terminal closed) into a normal exit, so the node stops cleanly."""
+    """Turn SIGTERM or SIGHUP (the terminal closed) into a normal exit, so the node stops cleanly.
+
+    Only the first one: a copy sent on by :func:`_forward_exit_signals`
+    after it must not interrupt the stop.
+    """
+    if _exiting.is_set():
+        return
+    _exiting.set()
     raise SystemExit(128 + signum)
+
+
+def _forward_exit_signals() -> Callable[[], None]:
+    """Make SIGTERM and SIGHUP wake the main thread, whichever thread receives them; return the undo.
+
+    The kernel hands a signal sent to a process to any one of its threads
+    (a node has several). Python runs the handler in the main thread, but
+    only when that thread next runs Python code, and the REPL's main thread
+    sleeps in readline's ``select()`` until a key is pressed: a SIGTERM
+    caught by another thread would stop the node at the next key press, or
+    never. Python writes the number of each signal it catches to the
+    *wakeup fd*; a thread reading it sends the exit signal on to the main
+    thread alone (``pthread_kill``), which interrupts its ``select()``, and
+    again every ``_FORWARD_PAUSE`` seconds until the handler has run.
+    """
+    if not hasattr(signal, "pthread_kill"):  # Windows delivers signals to the main thread only
+        return lambda: None
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)  # set_wakeup_fd demands it: a signal handler must never block
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def forward() -> None:
+        """Send the first exit signal caught on to the main thread until its handler has run."""
+        while True:
+            try:
+                caught = reader.recv(64)
+            except OSError:
+                return
+            if not caught:
+                return  # the undo closed the other end
+            exits = [signum for signum in caught if signum in _EXIT_SIGNALS]
+            if exits:
+                # Again until the handler has run: under load, one forwarded signal
+                # was seen to leave the main thread asleep in readline (why, inside
+                # readline, was not pinned down); a copy after it has always woken it.
+                for attempt in range(_FORWARD_TRIES):
+                    if _exiting.wait(_FORWARD_PAUSE if attempt else 0):
+                        return
+                    signal.pthread_kill(main, exits[0])
+                return
+
+    forwarder = threading.Thread(target=forward, daemon=True, name="shell-signals")
+    forwarder.start()
+
+    def undo() -> None:
+        """Give the wakeup fd back and end the forwarding thread."""
+        signal.set_wakeup_fd(previous)
+        writer.close()
+        forwarder.join(timeout=5)
+        reader.close()
+
+    return undo
 
 
 def _stop(name: str) -> None:

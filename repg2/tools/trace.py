@@ -656,6 +656,8 @@ def tag_of(msg: Any) -> str:
     name, or the first atom of any other tuple (``new_pg2``).
     """
     match msg:
+        case Unpicklable():  # first: it is a tuple of one string, which the tuple clauses below would take
+            return "?"
         case ("$gen_call", _from, request):
             return f"$gen_call {_head(request)}"
         case ("$gen_cast", request):
@@ -674,8 +676,6 @@ def tag_of(msg: Any) -> str:
             return first
         case str():
             return msg
-        case Unpicklable():
-            return "?"
     return format_term(msg, 16)
 
 
