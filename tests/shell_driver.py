@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pytest
 from support import DEADLINE, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,15 @@ RESULT = re.compile(r"^==> (.*)$", re.MULTILINE)
 
 
 CHECKS = ("python", "address", "port mapper", "listen port", "teacher", "cookie", "connect back")
+
+
+HOST = "127.0.0.1"  # where the tests' nodes run
+NEEDS_PTY = pytest.mark.skipif(sys.platform == "win32", reason="pexpect.spawn needs a POSIX pty")
+
+
+def unique_node(base: str, host: str = HOST) -> str:
+    """A node name no other test run on this machine uses: ``base``, this process's pid and a random suffix."""
+    return f"{base}{os.getpid()}_{os.urandom(2).hex()}@{host}"
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -31,6 +31,7 @@ What is here, in the order of the file:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -39,7 +40,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +105,46 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port in 20000-32000")
+
+
+NOT_A_PORT_MAPPER = b"HTTP/1.1 400 Bad Request\r\n\r\n"  # what a web server on the port mapper's port says
+
+
+@contextlib.contextmanager
+def fake_port_mapper(monkeypatch: pytest.MonkeyPatch, replies: list[bytes], otherwise: bytes = b"") -> Iterator[int]:
+    """Make ERL_EPMD_PORT a port where a program reads each request and answers with the next of ``replies``.
+
+    The test may append to ``replies`` while the program runs; once they
+    are used up, each request gets ``otherwise`` (``b""``: the connection
+    is closed without an answer). Yield the port.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.1)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(DEADLINE)
+                conn.recv(4096)
+                conn.sendall(replies.pop(0) if replies else otherwise)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("ERL_EPMD_PORT", str(port))
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join(DEADLINE)
+        listener.close()
 
 
 def need_erlang() -> None:

@@ -24,31 +24,22 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect", reason="the pre-flight is driven on a pty with pexpect (pip install pexpect)")
 
-from shell_driver import CHECKS, Preflight, Shell, Shells  # noqa: E402 - after the importorskip
-from support import DEADLINE, free_port  # noqa: E402
+from shell_driver import CHECKS, HOST, NEEDS_PTY, Preflight, Shell, Shells, unique_node  # noqa: E402 - after the importorskip
+from support import DEADLINE, NOT_A_PORT_MAPPER, fake_port_mapper, free_port  # noqa: E402
 
 from repg2 import epmd  # noqa: E402
 from repg2.tools import cli  # noqa: E402
 
-pytestmark = [
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(sys.platform == "win32", reason="pexpect.spawn needs a POSIX pty"),
-]
+pytestmark = [pytest.mark.timeout(120), NEEDS_PTY]
 
 COOKIE = "preflight-cookie"
-HOST = "127.0.0.1"
-
-
-def _unique(base: str) -> str:
-    """A node name no other test run on this machine uses."""
-    return f"{base}{os.getpid()}_{os.urandom(2).hex()}@{HOST}"
 
 
 @pytest.fixture
 def teacher(tmp_path: Path) -> Iterator[Shell]:
     """The teacher's node: a shell on 127.0.0.1 with the workshop's cookie, killed at the end."""
     with Shells(tmp_path) as started:
-        yield started.start(_unique("teacher"), COOKIE)
+        yield started.start(unique_node("teacher"), COOKIE)
 
 
 @pytest.fixture
@@ -57,7 +48,7 @@ def preflight(tmp_path: Path) -> Callable[..., Preflight]:
 
     def run(*args: str) -> Preflight:
         """Run ``python -m repg2 preflight ARGS`` with a fresh node name."""
-        return Preflight(("--name", _unique("pf"), *args), home=tmp_path).run()
+        return Preflight(("--name", unique_node("pf"), *args), home=tmp_path).run()
 
     return run
 
@@ -123,7 +114,7 @@ def test_closed_port_is_named_as_a_closed_port(preflight: Callable[..., Prefligh
     alive = f"deadteacher{os.getpid()}"
     closed = free_port()
     with Shells(tmp_path) as started:
-        started.start(_unique("bystander"), COOKIE)  # keeps a port mapper running
+        started.start(unique_node("bystander"), COOKIE)  # keeps a port mapper running
         registration = _register(alive, closed)
         try:
             run = preflight("--connect", f"{alive}@{HOST}", "--cookie", COOKIE)
@@ -233,9 +224,7 @@ def test_preflight_help_names_every_option() -> None:
 # method at a time, in this process (which becomes the checked node where a check
 # starts one, and stops being it after).
 
-import contextlib  # noqa: E402 - the in-process part of the file
 import logging  # noqa: E402
-import threading  # noqa: E402
 
 from repg2 import net_kernel  # noqa: E402
 from repg2.testing import Cluster  # noqa: E402
@@ -260,37 +249,6 @@ def no_node() -> Iterator[None]:
     """Make sure this process is no node after the test, whatever a check started."""
     yield
     net_kernel.stop()
-
-
-@contextlib.contextmanager
-def not_a_port_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    """Make ERL_EPMD_PORT a port where a program answers every request with an HTTP error; yield the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(DEADLINE)
-                conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    monkeypatch.setenv("ERL_EPMD_PORT", str(listener.getsockname()[1]))
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(DEADLINE)
-        listener.close()
 
 
 def test_the_python_check_fails_on_an_old_python(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -327,7 +285,7 @@ def test_the_address_check_passes_a_lan_address_of_this_machine() -> None:
 @pytest.mark.usefixtures("no_node")
 def test_the_node_check_names_a_port_mapper_port_held_by_another_program(monkeypatch: pytest.MonkeyPatch) -> None:
     """What answers on the port mapper port without being one fails the port mapper check; the listen port is skipped."""
-    with not_a_port_mapper(monkeypatch) as port:
+    with fake_port_mapper(monkeypatch, [], NOT_A_PORT_MAPPER) as port:
         check = checked()
         assert check.check_node() is False
     result, detail, fix = status(check, "port mapper")

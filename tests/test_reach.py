@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import errno
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
-from support import DEADLINE, free_port
+from support import NOT_A_PORT_MAPPER, fake_port_mapper, free_port
 
 from repg2.tools import reach
 
@@ -27,30 +26,8 @@ pytestmark = pytest.mark.timeout(60)
 def answering(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
     """Make ERL_EPMD_PORT a port where each connection gets the next of the replies the test puts in the list."""
     replies: list[bytes] = []
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(DEADLINE)
-                conn.recv(4096)
-                conn.sendall(replies.pop(0) if replies else b"")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    monkeypatch.setenv("ERL_EPMD_PORT", str(listener.getsockname()[1]))
-    yield replies
-    stop.set()
-    thread.join(DEADLINE)
-    listener.close()
+    with fake_port_mapper(monkeypatch, replies):
+        yield replies
 
 
 def test_a_node_name_is_name_at_host() -> None:
@@ -81,7 +58,7 @@ def test_each_failed_connect_is_named(error: OSError, kind: str) -> None:
 
 def test_a_port_mapper_port_held_by_another_program(answering: list[bytes]) -> None:
     """What answers on the port mapper port without speaking epmd is 'not_a_mapper', and explained so."""
-    answering.append(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    answering.append(NOT_A_PORT_MAPPER)
     found = reach.probe("teacher@127.0.0.1")
     assert found.kind == "not_a_mapper"
     diagnosis, fix = reach.explain("teacher@127.0.0.1", found)

@@ -25,21 +25,12 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect", reason="the shell tests drive a pty with pexpect (pip install pexpect)")
 
-from shell_driver import ROOT, Shell, Shells  # noqa: E402 - after the importorskip
+from shell_driver import HOST, NEEDS_PTY, ROOT, Shell, Shells, unique_node  # noqa: E402 - after the importorskip
 from support import DEADLINE  # noqa: E402
 
-pytestmark = [
-    pytest.mark.timeout(90),
-    pytest.mark.skipif(sys.platform == "win32", reason="pexpect.spawn needs a POSIX pty"),
-]
+pytestmark = [pytest.mark.timeout(90), NEEDS_PTY]
 
 COOKIE = "workshop-cookie"
-HOST = "127.0.0.1"
-
-
-def _unique(base: str) -> str:
-    """A node name no other test run on this machine uses."""
-    return f"{base}{os.getpid()}_{os.urandom(2).hex()}@{HOST}"
 
 
 @pytest.fixture
@@ -68,7 +59,7 @@ def _cli(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[s
 
 def test_two_shells_join_on_b_seen_on_a_and_leave_when_killed(shells: Callable[..., Shell], tmp_path: Path) -> None:
     """Node b joins a member to a group created on a; a sees it join, and leave when b kills it."""
-    a_name, b_name = _unique("a"), _unique("b")
+    a_name, b_name = unique_node("a"), unique_node("b")
     a = shells(a_name)
     since = a.mark()
     b = shells(b_name, "--connect", a_name)
@@ -112,7 +103,7 @@ def test_two_shells_join_on_b_seen_on_a_and_leave_when_killed(shells: Callable[.
 
 def test_kill_of_another_nodes_name_takes_name_and_node(shells: Callable[..., Shell]) -> None:
     """kill('bob') looks on this node only and says where bob is; kill(('bob', node)) kills b's bob; a pid works too."""
-    a_name, b_name = _unique("a"), _unique("b")
+    a_name, b_name = unique_node("a"), unique_node("b")
     a = shells(a_name)
     b = shells(b_name, "--connect", a_name)
     b.run("bob = member('bob')")
@@ -134,7 +125,7 @@ def test_kill_of_another_nodes_name_takes_name_and_node(shells: Callable[..., Sh
 
 def test_prompt_counts_evaluated_inputs_and_helpers_are_listed(shells: Callable[..., Shell]) -> None:
     """The prompt is Erlang's ``(node)N>``; h() lists every helper; a multi-line input counts once."""
-    name = _unique("p")
+    name = unique_node("p")
     shell = shells(name)
     listing = shell.run("h()")
     for helper in ("member(", "kill(", "send_all(", "groups()", "table()", "nodes()", "ping(", "q()"):
@@ -165,7 +156,7 @@ def test_prompt_counts_evaluated_inputs_and_helpers_are_listed(shells: Callable[
 
 def test_wrong_cookie_is_named(shells: Callable[..., Shell]) -> None:
     """A peer with another cookie: connect fails, the shell says the cookie is wrong; the peer logs the refusal."""
-    a_name, c_name = _unique("a"), _unique("c")
+    a_name, c_name = unique_node("a"), unique_node("c")
     a = shells(a_name)
     since = a.mark()
     c = shells(c_name, "--connect", a_name, cookie="not-the-workshop-cookie")
@@ -183,7 +174,7 @@ def test_missing_peer_is_named(shells: Callable[..., Shell]) -> None:
     (A host without a port mapper, and a host cut off, are checked across
     network namespaces in test_netns.py.)
     """
-    name = _unique("a")
+    name = unique_node("a")
     shell = shells(name)
     out = shell.run("ping('nobody@127.0.0.1')")
     assert "'pang'" in out
@@ -242,7 +233,7 @@ def test_help_explains_every_option(command: str, options: list[str]) -> None:
 
 def test_node_that_cannot_start_says_why_in_one_line(shells: Callable[..., Shell]) -> None:
     """A taken name, or an address that is not this machine's, stops the shell at once with one line, status 1."""
-    name = _unique("t")
+    name = unique_node("t")
     shells(name)
     taken = _cli("shell", "--name", name, "--cookie", COOKIE)
     assert taken.returncode == 1
@@ -260,12 +251,12 @@ def test_port_option_pins_the_node_port(shells: Callable[..., Shell]) -> None:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
         port = probe.getsockname()[1]
-    name = _unique("pinned")
+    name = unique_node("pinned")
     shell = shells(name, "--port", str(port))
     assert f"listening on port {port}," in shell.seen
     assert shell.eval(f"epmd.port_please({name.split('@')[0]!r}, '127.0.0.1')[0]") == port
 
-    second = _cli("shell", "--name", _unique("second"), "--cookie", COOKIE, "--port", str(port))
+    second = _cli("shell", "--name", unique_node("second"), "--cookie", COOKIE, "--port", str(port))
     assert second.returncode == 1
     assert second.stderr.count("\n") == 1
     assert f"node port {port} is in use" in second.stderr
@@ -273,7 +264,7 @@ def test_port_option_pins_the_node_port(shells: Callable[..., Shell]) -> None:
 
 def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
     """SIGTERM (or a closed terminal's SIGHUP) stops the node as q() does: the peer sees nodedown at once."""
-    a_name, b_name = _unique("a"), _unique("b")
+    a_name, b_name = unique_node("a"), unique_node("b")
     a = shells(a_name)
     b = shells(b_name, "--connect", a_name)
     since = a.mark()
@@ -290,7 +281,7 @@ def test_sigterm_stops_the_node_cleanly(shells: Callable[..., Shell]) -> None:
 @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="signals to one thread need pthread_kill")
 def test_sigterm_caught_by_another_thread_stops_the_node_too(shells: Callable[..., Shell]) -> None:
     """A SIGTERM the kernel hands to a thread other than the REPL's stops the shell as well, without a key press."""
-    name = _unique("t")
+    name = unique_node("t")
     shell = shells(name)
     shell.child.sendline(  # the REPL's main thread will be waiting in raw_input for the next line
         "import signal; from repg2.testing import nodefuns; nodefuns.signal_from_a_worker(signal.SIGTERM, ('raw_input',))"
@@ -307,48 +298,15 @@ def test_sigterm_caught_by_another_thread_stops_the_node_too(shells: Callable[..
 # as usual (no terminal is set), so the cases a pty run would take seconds to reach
 # are checked here directly.
 
-import contextlib  # noqa: E402 - the in-process part of the file
 import errno  # noqa: E402
 import io  # noqa: E402
-import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
-from support import free_port, wait_until  # noqa: E402
+from support import NOT_A_PORT_MAPPER, fake_port_mapper, free_port, wait_until  # noqa: E402
 
 from repg2 import dist, epmd, erlang, pg2  # noqa: E402
 from repg2.erlang import ErlangError, Pid  # noqa: E402
 from repg2.tools import shell  # noqa: E402
-
-
-@contextlib.contextmanager
-def not_a_port_mapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    """Make ERL_EPMD_PORT a port where a program answers every request with an HTTP error; yield the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.1)
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(DEADLINE)
-                conn.recv(4096)
-                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-    thread = threading.Thread(target=answer, daemon=True)
-    thread.start()
-    monkeypatch.setenv("ERL_EPMD_PORT", str(listener.getsockname()[1]))
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(DEADLINE)
-        listener.close()
 
 
 def test_diagnose_answers_before_probing_when_it_can(node: str) -> None:
@@ -466,7 +424,7 @@ def test_host_warning_only_for_names_that_resolve_to_loopback(monkeypatch: pytes
 
 def test_a_name_problem_from_a_port_that_is_no_port_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
     """Before starting, the shell names a port mapper port held by another program."""
-    with not_a_port_mapper(monkeypatch) as port:
+    with fake_port_mapper(monkeypatch, [], NOT_A_PORT_MAPPER) as port:
         assert shell._name_problem(f"x{free_port()}@127.0.0.1") == (
             f"what answers on port {port} is not a port mapper "
             "(garbage from the port mapper on 127.0.0.1: b'HT'): use --epmd-port"
