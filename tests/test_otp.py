@@ -32,12 +32,15 @@ def test_ci_and_a_missing_erl_are_told(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert "apt-get install erlang-base" in str(otp.erl_missing_reason())
 
 
-def test_a_node_that_cannot_start_says_how_it_ended(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An erl that exits while starting (a name it refuses) is a RuntimeError with its exit status, also in a with."""
+def test_a_node_that_cannot_start_says_how_it_ended(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An erl that exits while starting (a name it refuses) is a RuntimeError with its exit status, also in a with;
+    it leaves no erl_crash.dump behind in the current directory."""
     need_erlang()
-    monkeypatch.setenv("ERL_CRASH_DUMP", os.devnull)  # the failed boot writes no erl_crash.dump into the checkout
+    monkeypatch.delenv("ERL_CRASH_DUMP", raising=False)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(RuntimeError, match="exited with"), otp.ErlangNode(f"bad{os.getpid()}@", "cookie"):
         pass
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_node_that_does_not_register_in_time_is_killed() -> None:

@@ -113,8 +113,13 @@ class ErlangNode:
         if self.ticktime is not None:
             argv += ["-kernel", "net_ticktime", str(max(1, round(self.ticktime)))]
         argv += self.args
+        # A node that fails to boot writes erl_crash.dump into the current directory
+        # unless told otherwise; the log has the reason already.
+        env = {**os.environ, "ERL_CRASH_DUMP": os.environ.get("ERL_CRASH_DUMP", os.devnull)}
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
