@@ -231,23 +231,76 @@ def test_writes_on_both_sides_of_a_partition_all_survive_the_heal(pg2_cluster3: 
     wsane(pg2_cluster3.nodes, pg2_cluster3.rpc)
 
 
-@pytest.mark.parametrize("op", ["leave", "delete"])
-def test_a_removal_during_a_partition_is_undone_by_the_heal(pg2_cluster3: Cluster, op: str) -> None:
-    """pg2 heals by adding only: a leave or a delete made on one side of a partition comes back after the heal."""
-    a, b, c = pg2_cluster3.nodes
-    pid = pg2_cluster3.spawn(a, member_loop)
+def heal_and_wait_for_both_exchanges(cluster: Cluster, a: str, b: str) -> None:
+    """Heal, having joined a marker on each side: when every node lists both, every side's exchange has arrived.
+
+    A node's exchange is one cast carrying all of its memberships, so once a
+    node lists the far side's marker it has also added whatever else that side
+    sent. The markers are joined while the partition ``[a] | [b, c]`` holds.
+    """
+    mark_a, mark_b = cluster.spawn(a, member_loop), cluster.spawn(b, member_loop)
+    pg2.create("mark")  # a's side
+    pg2.join("mark", mark_a)
+    cluster.rpc(b, pg2.create, "mark")
+    cluster.rpc(b, pg2.join, "mark", mark_b)
+    cluster.heal()
+    wait_until(lambda: all_see(cluster, cluster.nodes, "mark", [mark_a, mark_b]), "both sides' exchanges")
+
+
+def member_on_a_cut_off(cluster: Cluster) -> tuple[str, str, str, erlang.Pid]:
+    """A member of "g" living on a, then the partition [a] | [b, c]; return when b and c have dropped it.
+
+    They drop it on the 'noconnection' of their monitors, as they would for a lost node.
+    """
+    a, b, c = cluster.nodes
+    pid = cluster.spawn(a, member_loop)
     pg2.create("g")
     pg2.join("g", pid)
-    pg2_cluster3.partition([a], [b, c])
-    if op == "leave":
-        assert pg2_cluster3.rpc(b, pg2.leave, "g", pid) == "ok"
-        assert all_see(pg2_cluster3, [b, c], "g", [])
-    else:
-        assert pg2_cluster3.rpc(c, pg2.delete, "g") == "ok"
-        assert pg2_cluster3.rpc(b, pg2.which_groups) == []
+    cluster.partition([a], [b, c])
+    wait_until(lambda: all_see(cluster, [b, c], "g", []), "b and c to drop a's member on 'noconnection'")
+    return a, b, c, pid
+
+
+def test_a_leave_on_the_members_own_side_of_a_clean_partition_holds_after_the_heal(pg2_cluster3: Cluster) -> None:
+    """The far side dropped the member on 'noconnection', its own side left it: no side sends it back at the heal."""
+    a, b, c, pid = member_on_a_cut_off(pg2_cluster3)
+    assert pg2.leave("g", pid) == "ok"
+    assert pg2.get_members("g") == []
+    heal_and_wait_for_both_exchanges(pg2_cluster3, a, b)
+    assert all_see(pg2_cluster3, pg2_cluster3.nodes, "g", [])
+    assert pg2_cluster3.rpc(a, erlang.is_process_alive, pid) is True  # it left; it did not die
+    wsane(pg2_cluster3.nodes, pg2_cluster3.rpc)
+
+
+def test_a_leave_on_the_far_side_is_a_no_op_and_the_member_comes_back(pg2_cluster3: Cluster) -> None:
+    """A leave made where the member was already dropped changes nothing; its own side sends it at the heal."""
+    a, b, c, pid = member_on_a_cut_off(pg2_cluster3)
+    # The leave below has nothing to remove on b.
+    assert pg2_cluster3.rpc(b, pg2.leave, "g", pid) == "ok"
     assert pg2.get_members("g") == [pid]  # a, on the other side, still has it
-    pg2_cluster3.heal()
-    wait_until(lambda: all_see(pg2_cluster3, pg2_cluster3.nodes, "g", [pid]), f"the heal to undo the {op}")
+    heal_and_wait_for_both_exchanges(pg2_cluster3, a, b)
+    assert all_see(pg2_cluster3, pg2_cluster3.nodes, "g", [pid])
+    wsane(pg2_cluster3.nodes, pg2_cluster3.rpc)
+
+
+def test_a_delete_during_a_partition_is_undone_by_the_heal(pg2_cluster3: Cluster) -> None:
+    """pg2 heals by adding only: the side that kept the group re-creates it, with the members it lists."""
+    a, b, c, pid = member_on_a_cut_off(pg2_cluster3)
+    assert pg2_cluster3.rpc(c, pg2.delete, "g") == "ok"
+    assert pg2_cluster3.rpc(b, pg2.which_groups) == []
+    heal_and_wait_for_both_exchanges(pg2_cluster3, a, b)
+    assert all_see(pg2_cluster3, pg2_cluster3.nodes, "g", [pid])
+    wsane(pg2_cluster3.nodes, pg2_cluster3.rpc)
+
+
+def test_a_live_member_can_be_lost_for_good(pg2_cluster3: Cluster) -> None:
+    """Deleted on its own side while the far side had dropped it: the heal brings the group back without it (notebook 04's carol)."""
+    a, b, c, pid = member_on_a_cut_off(pg2_cluster3)
+    assert pg2.delete("g") == "ok"
+    heal_and_wait_for_both_exchanges(pg2_cluster3, a, b)
+    assert all(pg2_cluster3.rpc(n, pg2.which_groups) == ["g", "mark"] for n in pg2_cluster3.nodes)
+    assert all_see(pg2_cluster3, pg2_cluster3.nodes, "g", [])
+    assert pg2_cluster3.rpc(a, erlang.is_process_alive, pid) is True  # alive, and in no group
     wsane(pg2_cluster3.nodes, pg2_cluster3.rpc)
 
 
