@@ -89,13 +89,13 @@ SERVER = "pg2"  # the registered name of every node's pg2 server (?MODULE)
 # one question in one lookup or one range scan. For a group Name, a member
 # Pid and a monitor reference Ref:
 #
-#   key                          rest of the row           what it answers
-#   ('group', Name)                                         does Name exist?
-#   ('member', Name, Pid)        GroupCounter               how often has Pid joined Name?
-#   ('local_member', Name, Pid)                             which members of Name are on this node?
-#   ('pid', Pid, Name)                                      which groups is Pid in? (for a 'DOWN')
-#   ('ref', Pid)                 RPid, Ref, Counter         how is Pid monitored, in how many joins?
-#   ('ref', Ref)                 Pid                        whose monitor is Ref? (for a 'DOWN')
+#   key                          rest of the row     what it answers
+#   ('group', Name)                                  does Name exist?
+#   ('member', Name, Pid)        GroupCounter        how often did Pid join Name?
+#   ('local_member', Name, Pid)                      which members of Name are local?
+#   ('pid', Pid, Name)                               which groups is Pid in? (on a 'DOWN')
+#   ('ref', Pid)                 RPid, Ref, Counter  how is Pid monitored, how many joins?
+#   ('ref', Ref)                 Pid                 whose monitor is Ref? (on a 'DOWN')
 #
 # Why ordered_set: all the rows of one group sit next to each other, so
 # "every member of Name" is a scan of the keys that start ('member', Name, ...),
