@@ -92,7 +92,8 @@ as pg.erl's does. So ``rpc:call(Node, pg, join, [Scope, G, P])`` reads
 an Erlang node maps onto the same Python call. Each function's docstring
 carries both ``Erlang:`` lines; a call with a number of arguments pg.erl
 does not export fails as an Erlang call of an undefined function does
-(reason ``undef``). The overloads give type checkers both forms.
+(reason ``undef``). The overloads give type checkers both forms, each
+naming its own arity.
 
 Starting a scope
 ----------------
@@ -295,9 +296,21 @@ class State(NamedTuple):
 
 
 @overload
-def start_link() -> Any: ...
+def start_link() -> Any:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:start_link/0
+    """
+
+
 @overload
-def start_link(scope: Scope, /) -> Any: ...
+def start_link(scope: Scope, /) -> Any:
+    """The form for a named scope.
+
+    Erlang: pg:start_link/1
+    """
+
+
 def start_link(*args: Any) -> Any:
     """Start a scope process linked to the caller: the default scope ``'pg'``, or ``scope``.
 
@@ -344,9 +357,21 @@ def start(scope: Scope) -> Any:
 
 
 @overload
-def join(group: Group, pid_or_pids: PidOrPids, /) -> str: ...
+def join(group: Group, pid_or_pids: PidOrPids, /) -> str:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:join/2
+    """
+
+
 @overload
-def join(scope: Scope, group: Group, pid_or_pids: PidOrPids, /) -> str: ...
+def join(scope: Scope, group: Group, pid_or_pids: PidOrPids, /) -> str:
+    """The form for a named scope.
+
+    Erlang: pg:join/3
+    """
+
+
 def join(*args: Any) -> str:
     """Join one local process, or a list of them, to a group; the group comes into being with them.
 
@@ -385,9 +410,21 @@ def join(*args: Any) -> str:
 
 
 @overload
-def leave(group: Group, pid_or_pids: PidOrPids, /) -> str: ...
+def leave(group: Group, pid_or_pids: PidOrPids, /) -> str:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:leave/2
+    """
+
+
 @overload
-def leave(scope: Scope, group: Group, pid_or_pids: PidOrPids, /) -> str: ...
+def leave(scope: Scope, group: Group, pid_or_pids: PidOrPids, /) -> str:
+    """The form for a named scope.
+
+    Erlang: pg:leave/3
+    """
+
+
 def leave(*args: Any) -> str:
     """Take one membership of each given local process out of a group.
 
@@ -418,9 +455,21 @@ def leave(*args: Any) -> str:
 
 
 @overload
-def monitor_scope() -> tuple[Ref, dict[Group, list[Pid]]]: ...
+def monitor_scope() -> tuple[Ref, dict[Group, list[Pid]]]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:monitor_scope/0
+    """
+
+
 @overload
-def monitor_scope(scope: Scope, /) -> tuple[Ref, dict[Group, list[Pid]]]: ...
+def monitor_scope(scope: Scope, /) -> tuple[Ref, dict[Group, list[Pid]]]:
+    """The form for a named scope.
+
+    Erlang: pg:monitor_scope/1
+    """
+
+
 def monitor_scope(*args: Any) -> tuple[Ref, dict[Group, list[Pid]]]:
     """Return every group of a scope with its members, and subscribe the caller to all their changes.
 
@@ -446,9 +495,21 @@ def monitor_scope(*args: Any) -> tuple[Ref, dict[Group, list[Pid]]]:
 
 
 @overload
-def monitor(group: Group, /) -> tuple[Ref, list[Pid]]: ...
+def monitor(group: Group, /) -> tuple[Ref, list[Pid]]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:monitor/1
+    """
+
+
 @overload
-def monitor(scope: Scope, group: Group, /) -> tuple[Ref, list[Pid]]: ...
+def monitor(scope: Scope, group: Group, /) -> tuple[Ref, list[Pid]]:
+    """The form for a named scope.
+
+    Erlang: pg:monitor/2
+    """
+
+
 def monitor(*args: Any) -> tuple[Ref, list[Pid]]:
     """Return a group's members, and subscribe the caller to the group's changes.
 
@@ -477,9 +538,21 @@ def monitor(*args: Any) -> tuple[Ref, list[Pid]]:
 
 
 @overload
-def demonitor(ref: Ref, /) -> str | bool: ...
+def demonitor(ref: Ref, /) -> str | bool:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:demonitor/1
+    """
+
+
 @overload
-def demonitor(scope: Scope, ref: Ref, /) -> str | bool: ...
+def demonitor(scope: Scope, ref: Ref, /) -> str | bool:
+    """The form for a named scope.
+
+    Erlang: pg:demonitor/2
+    """
+
+
 def demonitor(*args: Any) -> str | bool:
     """End a subscription made by :func:`monitor_scope` or :func:`monitor`, and drop its queued notifications.
 
@@ -502,9 +575,21 @@ def demonitor(*args: Any) -> str | bool:
 
 
 @overload
-def get_members(group: Group, /) -> list[Pid]: ...
+def get_members(group: Group, /) -> list[Pid]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:get_members/1
+    """
+
+
 @overload
-def get_members(scope: Scope, group: Group, /) -> list[Pid]: ...
+def get_members(scope: Scope, group: Group, /) -> list[Pid]:
+    """The form for a named scope.
+
+    Erlang: pg:get_members/2
+    """
+
+
 def get_members(*args: Any) -> list[Pid]:
     """Return every member of a group, on any node, once per join, newest first.
 
@@ -529,9 +614,21 @@ def get_members(*args: Any) -> list[Pid]:
 
 
 @overload
-def get_local_members(group: Group, /) -> list[Pid]: ...
+def get_local_members(group: Group, /) -> list[Pid]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:get_local_members/1
+    """
+
+
 @overload
-def get_local_members(scope: Scope, group: Group, /) -> list[Pid]: ...
+def get_local_members(scope: Scope, group: Group, /) -> list[Pid]:
+    """The form for a named scope.
+
+    Erlang: pg:get_local_members/2
+    """
+
+
 def get_local_members(*args: Any) -> list[Pid]:
     """Return the members of a group that run on this node, once per join, newest first.
 
@@ -553,9 +650,21 @@ def get_local_members(*args: Any) -> list[Pid]:
 
 
 @overload
-def which_groups() -> list[Group]: ...
+def which_groups() -> list[Group]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:which_groups/0
+    """
+
+
 @overload
-def which_groups(scope: Scope, /) -> list[Group]: ...
+def which_groups(scope: Scope, /) -> list[Group]:
+    """The form for a named scope.
+
+    Erlang: pg:which_groups/1
+    """
+
+
 def which_groups(*args: Any) -> list[Group]:
     """Return every group of the scope that has members (anywhere).
 
@@ -579,9 +688,21 @@ def which_groups(*args: Any) -> list[Group]:
 
 
 @overload
-def which_local_groups() -> list[Group]: ...
+def which_local_groups() -> list[Group]:
+    """The form for the default scope, ``'pg'``.
+
+    Erlang: pg:which_local_groups/0
+    """
+
+
 @overload
-def which_local_groups(scope: Scope, /) -> list[Group]: ...
+def which_local_groups(scope: Scope, /) -> list[Group]:
+    """The form for a named scope.
+
+    Erlang: pg:which_local_groups/1
+    """
+
+
 def which_local_groups(*args: Any) -> list[Group]:
     """Return the groups of the scope that have members on this node.
 

@@ -100,18 +100,19 @@ def test_pg_function_list_matches_the_installed_pg_erl() -> None:
     assert len(rows) == 43 and missing == []
 
 
-def test_overload_signatures_need_no_erlang_line(tmp_path: Path) -> None:
-    """An @overload declaration is not a definition: only the function after it must carry 'Erlang:' lines."""
+def test_overload_declarations_need_their_own_erlang_line_and_map_once(tmp_path: Path) -> None:
+    """An @overload declaration names its arity; the mapping takes the lines of the function after it, once."""
     package = tmp_path / "repg2"
     package.mkdir()
     (package / "mod.py").write_text(
         "from typing import overload\n"
-        "@overload\ndef f() -> int: ...\n"
+        '@overload\ndef f() -> int:\n    """Erlang: m:f/0"""\n'
         "@overload\ndef f(x: int, /) -> int: ...\n"
         'def f(*args):\n    """Erlang: m:f/0\n    Erlang: m:f/1\n    """\n'
         'def g():\n    """No cross-reference here."""\n'
     )
-    assert xref.missing_xrefs(package) == ["repg2/mod.py:10 g"]
+    assert xref.missing_xrefs(package) == ["repg2/mod.py:6 f", "repg2/mod.py:11 g"]
+    assert [(t.erlang, t.line) for t in xref.translations(package)] == [("m:f/0", 7), ("m:f/1", 7)]
 
 
 def test_reader_of_erlang_function_heads() -> None:

@@ -73,10 +73,17 @@ def translations(root: Path | None = None) -> list[Translation]:
 
 
 def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Translation]:
-    """Collect the ``Erlang:`` lines of the definitions under ``node``."""
+    """Collect the ``Erlang:`` lines of the definitions under ``node``.
+
+    An ``@overload`` declaration names its own arity, and the function after
+    it names them all again: only that function, whose body is the
+    translation, is collected.
+    """
     found: list[Translation] = []
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            if _is_overload(child):
+                continue
             qualname = ".".join([module, *outer, child.name])
             for line in (ast.get_docstring(child) or "").splitlines():
                 match = _XREF.match(line)
@@ -93,10 +100,10 @@ def _walk(node: ast.AST, module: str, path: str, outer: list[str]) -> list[Trans
 def missing_xrefs(root: Path | None = None) -> list[str]:
     """List the definitions of the translation modules whose docstring has no ``Erlang:`` line at all.
 
-    An ``@overload`` signature is a type declaration, not a definition: the
-    function that follows it carries the ``Erlang:`` lines (pg.py declares
-    ``join(group, pids)`` and ``join(scope, group, pids)`` so, for
-    ``pg:join/2`` and ``pg:join/3``).
+    ``@overload`` declarations count as definitions: each names the arity it
+    declares (pg.py's ``join(group, pids)`` says ``pg:join/2``,
+    ``join(scope, group, pids)`` says ``pg:join/3``), and the function after
+    them names both.
     """
     root = root or package_dir()
     missing: list[str] = []
@@ -105,8 +112,6 @@ def missing_xrefs(root: Path | None = None) -> list[str]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 if node.name.startswith("__") and node.name.endswith("__"):
-                    continue
-                if _is_overload(node):
                     continue
                 doc = ast.get_docstring(node) or ""
                 if not any(_XREF.match(line) or _NONE.match(line) for line in doc.splitlines()):
