@@ -56,6 +56,11 @@ def _err(fs: list[dict[str, Any]]) -> list[list[float]]:
     return [[f["median"] - f["min"] for f in fs], [f["max"] - f["median"] for f in fs]]
 
 
+def _sizes(figs: dict[str, Any], prefix: str) -> list[int]:
+    """Return, in order, the sizes (rows, nodes) measured for the figure ids ``prefix.<size>``."""
+    return sorted(int(i.rsplit(".", 1)[1]) for i in figs if i.startswith(prefix + "."))
+
+
 def _subplots(width: float, height: float) -> tuple[Drawing, Axes]:
     """Return a new pyplot figure of ``width`` x ``height`` inches and its one axes."""
     fig, ax = _pyplot().subplots(figsize=(width, height))
@@ -65,7 +70,7 @@ def _subplots(width: float, height: float) -> tuple[Drawing, Axes]:
 def draw_reads(report: dict[str, Any]) -> Drawing | None:
     """Draw reads against table size: they stay flat, as Erlang's do, and a full scan does not."""
     figs = by_id(report)
-    sizes = sorted(int(i.rsplit(".", 1)[1]) for i in figs if i.startswith("reads.get_members."))
+    sizes = _sizes(figs, "reads.get_members")
     if not sizes:
         return None
     ref = report["reference"]
@@ -93,7 +98,7 @@ def draw_reads(report: dict[str, Any]) -> Drawing | None:
 def draw_writes(report: dict[str, Any]) -> Drawing | None:
     """Draw writes against cluster size (median and p99), beside their multi_call floor and Erlang's."""
     figs = by_id(report)
-    counts = sorted(int(i.rsplit(".", 1)[1]) for i in figs if i.startswith("writes.join_leave."))
+    counts = _sizes(figs, "writes.join_leave")
     if not counts:
         return None
     ref = report["reference"]
@@ -248,7 +253,7 @@ def draw_roundtrips(report: dict[str, Any]) -> Drawing | None:
 def draw_pg(report: dict[str, Any]) -> Drawing | None:
     """Draw pg's join beside pg2's and beside real Erlang pg's of the same run, by cluster size."""
     figs = by_id(report)
-    counts = sorted(int(i.rsplit(".", 1)[1]) for i in figs if i.startswith("writes.pg_join."))
+    counts = _sizes(figs, "writes.pg_join")
     if not counts:
         return None
     fig, ax = _subplots(7, 4.2)

@@ -12,6 +12,7 @@ peers without waiting for them (no lock, eventually consistent).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from repg2 import erlang, gen_server, global_, pg, pg2
@@ -39,6 +40,26 @@ def trans_client(parent: Pid, nodes: list[str], resource: Any, seconds: float, s
     erlang.send(parent, ("done", erlang.self(), done))
 
 
+def join_leave_pairs(
+    join: Callable[[Any, Pid], Any], leave: Callable[[Any, Pid], Any], group: Any, member: Pid, ops: int
+) -> tuple[list[float], list[float], list[float]]:
+    """Time ``ops`` join-then-leave pairs (after 5 uncounted): the joins, the leaves, the pairs, in µs."""
+    joins: list[float] = []
+    leaves: list[float] = []
+    pairs: list[float] = []
+    for i in range(ops + 5):
+        t0 = time.perf_counter()
+        join(group, member)
+        t1 = time.perf_counter()
+        leave(group, member)
+        t2 = time.perf_counter()
+        if i >= 5:
+            joins.append((t1 - t0) * 1e6)
+            leaves.append((t2 - t1) * 1e6)
+            pairs.append((t2 - t0) * 1e6)
+    return joins, leaves, pairs
+
+
 def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> list[Figure]:
     """Time join, leave, join+leave, create, trans and a bare multi_call from this node, on the current cluster.
 
@@ -51,33 +72,14 @@ def write_latencies(n_nodes: int, cfg: Config, reference: dict[str, Any]) -> lis
     key = str(n_nodes)
     try:
         pg2.create("bench_w")
-        joins, leaves, pairs = [], [], []
-        for i in range(ops + 5):
-            t0 = time.perf_counter()
-            pg2.join("bench_w", member)
-            t1 = time.perf_counter()
-            pg2.leave("bench_w", member)
-            t2 = time.perf_counter()
-            if i >= 5:
-                joins.append((t1 - t0) * 1e6)
-                leaves.append((t2 - t1) * 1e6)
-                pairs.append((t2 - t0) * 1e6)
+        joins, leaves, pairs = join_leave_pairs(pg2.join, pg2.leave, "bench_w", member, ops)
         serial = iter(range(10**9))
         creates = timed(lambda: pg2.create(("bench_new", n_nodes, next(serial))), ops)
         lock_id = (("bench", "trans"), erlang.self())
         transes = timed(lambda: global_.trans(lock_id, lambda: None), ops)
         nodes = [erlang.node(), *erlang.nodes()]
         bare = timed(lambda: gen_server.multi_call(nodes, ECHO, "ping"), ops)
-        pg_joins, pg_leaves = [], []
-        for i in range(ops + 5):
-            t0 = time.perf_counter()
-            pg.join("bench_pg", member)
-            t1 = time.perf_counter()
-            pg.leave("bench_pg", member)
-            t2 = time.perf_counter()
-            if i >= 5:
-                pg_joins.append((t1 - t0) * 1e6)
-                pg_leaves.append((t2 - t1) * 1e6)
+        pg_joins, pg_leaves, _ = join_leave_pairs(pg.join, pg.leave, "bench_pg", member, ops)
     finally:
         erlang.exit(member, "kill")
     join_ref = reference["join_us"].get(key)
