@@ -1023,7 +1023,8 @@ def sync_groups(
         rows = ets.lookup(scope, group)
         _expect(len(rows) == 1, "pg:sync_groups/5", "[{Group, AllOldPids, LocalPids}] = ets:lookup(Scope, Group)", rows)
         _group, all_old_pids, local_pids = rows[0]
-        all_new_pids = pids + _subtract(all_old_pids, old_pids)  # Erlang: Pids ++ AllOldPids -- OldPids (right-assoc.)
+        # pg.erl: the new list is Pids, then the old pids without OldPids (-- binds to the right)
+        all_new_pids = pids + terms.subtract(all_old_pids, old_pids)
         _expect(ets.insert(scope, GroupRow(group, all_new_pids, local_pids)) is True, "pg:sync_groups/5", "true", 0)
     # Erlang: sync_groups(..., []): leave all missing groups
     for group, pids in remote_groups.items():
@@ -1168,11 +1169,11 @@ def leave_local_update_ets(
     pids = pid_or_pids  # Erlang: leave_local_update_ets(..., Pids)
     match ets.lookup(scope, group):
         case [(_group, all_pids, local_pids)]:
-            new_all = _subtract(all_pids, pids)
+            new_all = terms.subtract(all_pids, pids)
             if not new_all:  # Erlang: case All -- Pids of [] ->
                 ets.delete(scope, group)
             else:
-                ets.insert(scope, GroupRow(group, new_all, _subtract(local_pids, pids)))
+                ets.insert(scope, GroupRow(group, new_all, terms.subtract(local_pids, pids)))
             notify_group(scope_mon, mg, "leave", group, pids)
         case []:
             pass
@@ -1202,7 +1203,7 @@ def leave_remote_update_ets(
     for group in groups:
         match ets.lookup(scope, group):
             case [(_group, all_pids, local_pids)]:
-                new_all = _subtract(all_pids, pids)
+                new_all = terms.subtract(all_pids, pids)
                 if not new_all and local_pids == []:  # Erlang: [] when Local =:= [] ->
                     ets.delete(scope, group)
                 else:
@@ -1225,7 +1226,7 @@ def leave_remote(pid_or_pids: PidOrPids, remote_map: RemoteGroups, groups: list[
     for group in groups:  # Erlang: lists:foldl(fun (Group, Acc) -> ... end, RemoteMap, Groups)
         if group not in remote_map:
             raise erlang.ErlangError(("badkey", group), f"pg:leave_remote/3: maps:get({group!r}, ...)")
-        remaining = _subtract(remote_map[group], pids)
+        remaining = terms.subtract(remote_map[group], pids)
         if not remaining:
             del remote_map[group]
         else:
@@ -1294,7 +1295,7 @@ def demonitor_group(tag: tuple[Pid, Ref], group: Group, mg: MonitoredGroups) -> 
         case [only] if only == tag:  # Erlang: {ok, [Tag]} ->
             del mg[group]
         case list() as tags:  # Erlang: {ok, Tags} ->
-            mg[group] = _subtract(tags, [tag])
+            mg[group] = terms.subtract(tags, [tag])
         case None:
             raise erlang.ErlangError(("case_clause", "error"), f"pg:demonitor_group/3: no group {group!r}")
 
@@ -1339,26 +1340,12 @@ def _notification_of(ref: Ref) -> Any:
     return lambda m: isinstance(m, tuple) and len(m) == 4 and m[0] == ref and m[1] in ("join", "leave")
 
 
-def _subtract(theirs: list[Any], ours: list[Any]) -> list[Any]:
-    """Return ``theirs -- ours``: remove from ``theirs`` the first copy of each element of ``ours``.
-
-    Erlang: none (the operator erlang:'--'/2)
-    """
-    left = list(theirs)
-    for item in ours:
-        try:
-            left.remove(item)
-        except ValueError:
-            pass
-    return left
-
-
 def _delete(item: Any, items: list[Any]) -> list[Any]:
     """Return ``items`` without the first copy of ``item`` (a new list).
 
     Erlang: none (lists:delete/2)
     """
-    return _subtract(items, [item])
+    return terms.subtract(items, [item])
 
 
 def _this_module() -> Any:

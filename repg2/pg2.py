@@ -586,23 +586,9 @@ def store(all_of_theirs: Any) -> str:
             continue  # Erlang: the generator pattern [Name, Members] skips it
         name, members = entry
         assure_group(name)
-        for pid in _subtract(members, group_members(name)):
+        for pid in terms.subtract(members, group_members(name)):
             join_group(name, pid)
     return "ok"
-
-
-def _subtract(theirs: list[Any], ours: list[Any]) -> list[Any]:
-    """Return ``theirs -- ours``: remove from theirs one copy per element of ours.
-
-    Erlang: erlang:'--'/2
-    """
-    left = list(theirs)
-    for item in ours:
-        try:
-            left.remove(item)
-        except ValueError:
-            pass
-    return left
 
 
 def assure_group(name: Name) -> bool:

@@ -68,7 +68,9 @@ costs what comparing the terms costs in Erlang.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -403,6 +405,52 @@ def exact_eq(a: Term, b: Term) -> bool:
     Erlang: erlang:'=:='/2
     """
     return bool(exact_key(a) == exact_key(b))
+
+
+def subtract(theirs: list[Term], ours: list[Term]) -> list[Term]:
+    """Return ``theirs -- ours``: a new list, ``theirs`` without one copy of each element of ``ours``.
+
+    Erlang: erlang:'--'/2
+
+    A multiset difference, from the left: ``[a, a, b] -- [a]`` is
+    ``[a, b]``, and an element of ``ours`` that ``theirs`` lacks is
+    ignored. Elements match exactly (``=:=``), so ``[1] -- [1.0]`` is
+    ``[1]``. pg2's ``store`` and pg's leave and sync paths use it, always
+    with pids or refs in ``ours``.
+
+    Raises:
+        TypeError: an element is not an Erlang term.
+    """
+    if all(map(_compares_exactly, ours)):
+        # The common case: Python's == on a pid or a ref is =:=, so each
+        # element removes its first copy with list.remove, as written.
+        left = list(theirs)
+        for item in ours:
+            with contextlib.suppress(ValueError):
+                left.remove(item)
+        return left
+    # Any other term: count the copies to remove per exact key (== would
+    # take 1 for 1.0), then keep, in order, what is not removed.
+    to_remove = Counter(exact_key(item) for item in ours)
+    kept: list[Term] = []
+    for item in theirs:
+        key = exact_key(item)
+        if to_remove[key] > 0:
+            to_remove[key] -= 1
+        else:
+            kept.append(item)
+    return kept
+
+
+def _compares_exactly(term: Term) -> bool:
+    """Say whether ``term`` is a pid or a ref: Python's ``==`` on it is Erlang's ``=:=``.
+
+    Erlang: none (which terms the fast path of subtract/2 may compare with ==)
+    """
+    keyer = _EXACT_KEYERS.get(type(term))
+    if keyer is None:
+        keyer = _classify(type(term), term)[1]
+    return keyer is _pid_key or keyer is _ref_key
 
 
 def check_term(term: Term) -> None:

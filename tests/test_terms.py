@@ -169,6 +169,38 @@ def test_pid_and_ref_order_is_otp_25s() -> None:
         erlang._set_identity(*saved)
 
 
+_SUBTRACT_CASES = [
+    "[a, a, b, c] -- [a, c, d]",
+    "[1, 2, 1, 3, 1] -- [1, 1]",
+    "[1, 1.0, 2] -- [1.0]",
+    "[{x, 1}, {x, 1.0}] -- [{x, 1}]",
+    "[true, 1] -- [1]",
+    "[] -- [a]",
+    '[<<"b">>, [a], {k, v}, [a]] -- [[a], {k, v}]',
+    "[self(), 1.0, self(), a] -- [self(), self(), self()]",
+]
+
+
+def test_subtract_is_erlangs_list_subtraction() -> None:
+    """terms.subtract gives what A -- B gives on a real OTP 25 node: a multiset difference from the left, by =:=."""
+    from support import run_erl
+
+    from repg2.external import binary_to_term
+
+    script = ", ".join(
+        f'io:format("~s~n", [binary:encode_hex(term_to_binary({{{case.replace(" -- ", ", ")}, {case}}}))])'
+        for case in _SUBTRACT_CASES
+    )
+    lines = run_erl(script).split()
+    assert len(lines) == len(_SUBTRACT_CASES)
+    for case, line in zip(_SUBTRACT_CASES, lines, strict=True):
+        theirs, ours, expected = binary_to_term(bytes.fromhex(line))
+        got = terms.subtract(theirs, ours)
+        assert len(got) == len(expected) and all(map(exact_eq, got, expected)), (case, got, expected)
+    assert terms.subtract([1, 1.0], [1.0]) == [1]
+    assert type(terms.subtract([1, 1.0], [1.0])[0]) is int  # not the float: =:=, not ==
+
+
 def test_local_pid_key_follows_node_rename() -> None:
     """A key made before net_kernel renames the node still finds the same pid after."""
     before = term_key(("member", "g", LOCAL))
