@@ -29,6 +29,7 @@ from support import (
     handshake_to,
     name_message,
     port_of,
+    read_control,
     read_handshake_message,
     recv,
     tagged,
@@ -37,7 +38,7 @@ from support import (
 
 from repg2 import dist, erlang, external, net_kernel, rpc
 from repg2 import dist_util as du
-from repg2.erlang import TIMEOUT, Pid
+from repg2.erlang import TIMEOUT, Pid, Ref
 from repg2.external import ImproperList
 from repg2.testing import Cluster
 from repg2.testing import nodefuns as nf
@@ -539,7 +540,12 @@ def test_a_second_handshake_replaces_a_stale_connection(cluster3: Cluster) -> No
         wait_until(lambda: "tester@127.0.0.1" in cluster3.nodes_of(b), what="b to see the tester")
         with handshake_to(b, cookie) as second:  # b answers 'alive'; we say ours is the live one
             assert closed_by_peer(first)  # the stale connection is gone
-            second.sendall(struct.pack(">I", 0))  # a tick on the new one
+            # The handshake ends on b's ack, sent before b marks the connection up; b's answer
+            # to a monitor shows that b reads the new connection, which it does once it is up.
+            tester, ref = Pid("tester@127.0.0.1", 1, 7), Ref("tester@127.0.0.1", 1, 7)
+            second.sendall(control_frame((dist.Op.MONITOR_P, tester, "dist_test_nobody", ref)))
+            answer = (dist.Op.MONITOR_P_EXIT, "dist_test_nobody", tester, ref, "noproc")
+            assert read_control(second, dist.Op.MONITOR_P_EXIT)[0] == answer
             assert "tester@127.0.0.1" in cluster3.nodes_of(b)
     wait_until(lambda: "tester@127.0.0.1" not in cluster3.nodes_of(b), what="b to drop the tester")
 
