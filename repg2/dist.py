@@ -769,6 +769,7 @@ class Distribution:
                 sock.close()
                 return
             conn.reader = threading.current_thread()
+            conn.reader.name = f"dist-{peer}"  # as a dialled connection's reader is named
             pend = owned.pop(peer, None)
             if pend is not None:
                 self._finish_pending(peer, pend)
