@@ -11,6 +11,8 @@ failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,35 @@ def test_a_source_erlc_refuses_is_an_error_with_its_words(tmp_path: Path) -> Non
     source.write_text("-module(broken).\nf() -> .\n", encoding="utf-8")
     with pytest.raises(RuntimeError, match="erlc .*broken.erl failed:\n.*syntax error"):
         otp.compile_erlang(str(source), str(tmp_path))
+
+
+def test_a_node_halts_when_the_process_that_started_it_is_killed() -> None:
+    """SIGKILL the Python process that started a node: the node sees its stdin end and halts, leaving no orphan."""
+    need_erlang()
+    alive = f"orphan{os.getpid()}"
+    script = (
+        "import sys\n"
+        "from repg2.testing import otp\n"
+        f"node = otp.ErlangNode('{alive}@127.0.0.1', 'repg2-test-cookie').start()\n"
+        "print(node.process.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert starter.stdout is not None
+        beam = int(starter.stdout.readline())
+        assert epmd.port_please(alive, "127.0.0.1") is not None
+    finally:
+        starter.kill()
+        starter.wait()
+    wait_until(lambda: epmd.port_please(alive, "127.0.0.1") is None, what="the node to leave the port mapper")
+    wait_until(lambda: not _running(beam), what=f"erl's OS process {beam} to end")
+
+
+def _running(pid: int) -> bool:
+    """Say whether an OS process runs (a zombie waiting for init to reap it has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

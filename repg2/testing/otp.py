@@ -68,6 +68,10 @@ def eval_erl(expressions: str, timeout: float = ERL_TIMEOUT) -> ErlResult:
     return ErlResult(done.returncode, done.stdout, done.stderr)
 
 
+# Evaluated at boot: a process that waits for the end of stdin, then halts the node.
+_HALT_ON_EOF = 'spawn(fun Wait() -> case io:get_line("") of eof -> halt(); {error, _} -> halt(); _ -> Wait() end end)'
+
+
 class ErlangNode:
     """A real OTP node, started as a child OS process: the peer of the interop tests and benchmarks.
 
@@ -107,7 +111,10 @@ class ErlangNode:
 
         alive, host = self.name.split("@", 1)
         epmd.ensure_port_mapper()
-        argv = ["erl", "-name", self.name, "-setcookie", self.cookie, "-noshell", "-noinput", "-start_epmd", "false"]
+        argv = ["erl", "-name", self.name, "-setcookie", self.cookie, "-noshell", "-start_epmd", "false"]
+        # The node reads its stdin, a pipe this process holds and never writes: when this
+        # process ends, however it ends (even SIGKILL), the pipe closes and the node halts.
+        argv += ["-eval", _HALT_ON_EOF]
         for path in self.code_paths:
             argv += ["-pa", path]
         if self.ticktime is not None:
@@ -117,9 +124,7 @@ class ErlangNode:
         # unless told otherwise; the log has the reason already.
         env = {**os.environ, "ERL_CRASH_DUMP": os.environ.get("ERL_CRASH_DUMP", os.devnull)}
         with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
+            self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.PIPE, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -146,6 +151,7 @@ class ErlangNode:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._close_stdin()
 
     def kill(self) -> None:
         """Kill the node's OS process (SIGKILL): no goodbye to any peer."""
@@ -153,6 +159,12 @@ class ErlangNode:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(10)
+        self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        """Close this side of the node's stdin pipe once the node has ended."""
+        if self.process is not None and self.process.stdin is not None and self.process.poll() is not None:
+            self.process.stdin.close()
 
     def __enter__(self) -> ErlangNode:
         return self.start()
