@@ -44,21 +44,35 @@ register_waiter(Name) ->
     Pid.
 
 %% Spawn a process that monitors Target and reports the 'DOWN' to ReportTo as {down, Reason}.
+%% It says monitoring only once Target's node has set the monitor up (see settled/1).
 spawn_monitor_of(Target, ReportTo) ->
     spawn(fun() ->
                   Ref = erlang:monitor(process, Target),
+                  settled(Target),
                   ReportTo ! {monitoring, self()},
                   receive {'DOWN', Ref, process, _, Reason} -> ReportTo ! {down, Reason} end
           end).
 
 %% Spawn a process that traps exits, links to Target, says linked, and reports its exit as {erl_saw, Reason}.
+%% It says linked only once Target's node has set the link up (see settled/1).
 spawn_linker(Target, ReportTo) ->
     spawn(fun() ->
                   process_flag(trap_exit, true),
                   link(Target),
+                  settled(Target),
                   ReportTo ! linked,
                   receive {'EXIT', Target, Reason} -> ReportTo ! {erl_saw, Reason} end
           end).
+
+%% A remote monitor or link is a signal on its way when monitor/2 or link/1 returns: a
+%% test that killed Target at once could get noproc instead of the kill's reason. A call
+%% to Target's node travels behind that signal on the same connection, so its answer
+%% means the node has handled the signal.
+settled({_Name, Node}) -> settled_on(Node);
+settled(Pid) when is_pid(Pid) -> settled_on(node(Pid)).
+
+settled_on(Node) when Node =:= node() -> ok;
+settled_on(Node) -> Node = rpc:call(Node, erlang, node, []), ok.
 
 %% Start a process registered as Name that keeps every message; collect(Name) returns them.
 collect(Name) ->
